@@ -1,0 +1,1 @@
+export type { PreprocessSpec, PreprocessedImage } from './preprocess-spec';

@@ -1,0 +1,33 @@
+/**
+ * How one model wants its pixels: what the model's manifest declares, in the form the
+ * preprocessor uses.
+ */
+export interface PreprocessSpec {
+  /** Model input height and width in pixels. */
+  height: number;
+  width: number;
+  /**
+   * `shorter_side`: scale so the shorter side is `resizeSize` (aspect kept), then crop
+   * the centre `height`×`width` — torchvision's `Resize(resizeSize)` + `CenterCrop`.
+   * `direct`: scale straight to `height`×`width`, aspect not kept — `Resize((h, w))`.
+   */
+  resizeMode: 'shorter_side' | 'direct';
+  /** Target of the shorter side in `shorter_side` mode; ignored in `direct` mode. */
+  resizeSize: number;
+  /** Per channel, in the model's channel order, applied as ((pixel / scale) - mean) / std. */
+  mean: [number, number, number];
+  std: [number, number, number];
+  /** Divisor that maps 8-bit values to the range mean/std refer to; 255 for torchvision. */
+  scale: number;
+  channelOrder: 'RGB' | 'BGR';
+}
+
+/**
+ * The preprocessed image: 8-bit RGB, height×width×3 interleaved, already resized and
+ * cropped. Kept as bytes (a quarter of float32) until it is written into a batch.
+ */
+export interface PreprocessedImage {
+  pixels: Uint8Array;
+  width: number;
+  height: number;
+}

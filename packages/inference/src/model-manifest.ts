@@ -1,0 +1,48 @@
+import { z } from 'zod';
+
+/**
+ * `manifest.json` beside each `model.onnx`. Field names are snake_case, as in the files
+ * users write. Example (torchvision VGG16):
+ *
+ * {
+ *   "name": "vgg16", "version": "1", "description": "…",
+ *   "input":  { "name": "input", "layout": "NCHW", "height": 224, "width": 224, "channels": 3 },
+ *   "output": { "name": "logits", "activation": "softmax" },
+ *   "preprocess": { "resize_mode": "shorter_side", "resize_size": 256,
+ *                   "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+ *                   "scale": 255, "channel_order": "RGB" },
+ *   "labels": "labels.txt"
+ * }
+ *
+ * `output.activation`: `softmax` when the graph returns logits (visionq applies softmax),
+ * `none` when it already returns probabilities.
+ */
+export const manifestSchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'lower-case letters, digits, ".", "_" and "-"'),
+    version: z.string().min(1),
+    description: z.string().optional(),
+    input: z.object({
+      name: z.string().min(1),
+      layout: z.literal('NCHW'),
+      height: z.number().int().positive(),
+      width: z.number().int().positive(),
+      channels: z.literal(3),
+    }),
+    output: z.object({
+      name: z.string().min(1),
+      activation: z.enum(['softmax', 'none']).default('softmax'),
+    }),
+    preprocess: z.object({
+      resize_mode: z.enum(['shorter_side', 'direct']),
+      resize_size: z.number().int().positive().optional(),
+      mean: z.tuple([z.number(), z.number(), z.number()]),
+      std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]),
+      scale: z.number().positive().default(255),
+      channel_order: z.enum(['RGB', 'BGR']).default('RGB'),
+    }),
+    labels: z.string().min(1).default('labels.txt'),
+  })
+  .strict();
+
+export type ModelManifest = z.infer<typeof manifestSchema>;

@@ -1,0 +1,35 @@
+import { expect } from 'chai';
+import { loadConfig } from '@visionq/config';
+import { ConfigError, ErrorCode } from '@visionq/errors';
+
+describe('config', () => {
+  it('runs everything on the embedded defaults', () => {
+    const config = loadConfig({});
+    expect(config.models).to.deep.equal({ dir: 'models', defaultModel: 'fashion-vgg' });
+    expect(config.inference.providers).to.deep.equal(['cpu']);
+    expect(config.batching.maxBatchSize).to.equal(16);
+  });
+
+  it('parses lists and always keeps cpu as the last resort', () => {
+    const config = loadConfig({ EXECUTION_PROVIDERS: 'TensorRT, cuda', PREFERRED_BATCH_SIZES: '4, 8', MAX_BATCH_SIZE: '8' });
+    expect(config.inference.providers).to.deep.equal(['tensorrt', 'cuda', 'cpu']);
+    expect(config.batching.preferredBatchSizes).to.deep.equal([4, 8]);
+  });
+
+  it('names every bad variable in one error', () => {
+    let caught: unknown;
+    try {
+      loadConfig({ MAX_BATCH_SIZE: 'lots', EXECUTION_PROVIDERS: 'gpu', WARMUP: 'maybe' });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).to.be.instanceOf(ConfigError);
+    const error = caught as ConfigError;
+    expect(error.code).to.equal(ErrorCode.ConfigInvalid);
+    expect(error.details.map((d) => d.field)).to.have.members(['MAX_BATCH_SIZE', 'EXECUTION_PROVIDERS', 'WARMUP']);
+  });
+
+  it('refuses preferred batch sizes above the maximum', () => {
+    expect(() => loadConfig({ MAX_BATCH_SIZE: '4', PREFERRED_BATCH_SIZES: '8' })).to.throw(ConfigError, /PREFERRED_BATCH_SIZES/);
+  });
+});
