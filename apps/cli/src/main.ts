@@ -1,1 +1,24 @@
-export async function main(_argv: string[]): Promise<number> { return 0; }
+import { Command, CommanderError } from 'commander';
+import { registerModels } from './commands/models.command';
+import { registerPredict } from './commands/predict.command';
+
+/** Entry point of `visionq`; resolves to the process exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command('visionq')
+    .description('visionq: batch image classification on ONNX Runtime. Configuration comes from the environment (see README).')
+    .exitOverride()
+    .showHelpAfterError();
+  let exitCode = 0;
+  const setExitCode = (code: number) => {
+    exitCode = code;
+  };
+  registerPredict(program, setExitCode);
+  registerModels(program, setExitCode);
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    throw err;
+  }
+  return exitCode;
+}

@@ -1,1 +1,15 @@
-export {};
+export { DynamicBatcher } from './dynamic-batcher';
+export type { BatchHandler, DynamicBatcherOptions } from './dynamic-batcher';
+export { InferenceEngine } from './inference-engine';
+export type { BatchingOptions, EngineOptions } from './inference-engine';
+export { manifestSchema } from './model-manifest';
+export type { ModelManifest } from './model-manifest';
+export { ModelRegistry } from './model-registry';
+export type { LoadedModel, ModelDescription, RegistryLoadOptions } from './model-registry';
+export { ModelSession } from './model-session';
+export type { SessionOutput } from './model-session';
+export { softmaxInPlace, topK } from './postprocess';
+export type { Prediction } from './postprocess';
+export type { ExecutionProviderName, SessionSettings } from './session-settings';
+export { ImageClassifier, imageError } from './image-classifier';
+export type { ImageResult } from './image-classifier';

@@ -1,0 +1,26 @@
+import type { Command } from 'commander';
+import { openRuntime } from './runtime';
+
+export function registerModels(program: Command, setExitCode: (code: number) => void): void {
+  program
+    .command('models')
+    .description('load every model of the models directory, check it, and list it')
+    .option('--models-dir <dir>', 'models directory (default: MODELS_DIR)')
+    .option('--json', 'print the list as JSON')
+    .action(async (options: { modelsDir?: string; json?: boolean }) => {
+      const runtime = await openRuntime({ modelsDir: options.modelsDir, allModels: true });
+      try {
+        const models = runtime.registry.describe();
+        if (options.json) {
+          process.stdout.write(`${JSON.stringify({ models })}\n`);
+        } else {
+          for (const m of models) {
+            process.stdout.write(`${m.name}  v${m.version}  input ${m.input.name}[${m.input.shape.join(',')}]  ${m.classes} classes  on ${m.provider}\n`);
+          }
+        }
+        setExitCode(0);
+      } finally {
+        await runtime.close();
+      }
+    });
+}

@@ -1,0 +1,119 @@
+import { ErrorCode, ModelError, VisionqError } from '@visionq/errors';
+import { writeNormalized, type PreprocessedImage } from '@visionq/imaging';
+import type { Logger } from '@visionq/observability';
+import { DynamicBatcher } from './dynamic-batcher';
+import type { LoadedModel, ModelRegistry } from './model-registry';
+import { softmaxInPlace, topK, type Prediction } from './postprocess';
+
+export interface BatchingOptions {
+  /** Largest batch sent to a model (capped by a graph's fixed batch size). */
+  maxBatchSize: number;
+  /** Longest an image waits for its batch to fill, in ms. */
+  maxQueueDelayMs: number;
+  /** Sizes sent as soon as they can be formed, and warmed up; [] = maxBatchSize. */
+  preferredBatchSizes: number[];
+}
+
+export interface EngineOptions {
+  batching: BatchingOptions;
+  /** Run each preferred batch size once per model in `start()`. */
+  warmup: boolean;
+  logger: Logger;
+}
+
+/**
+ * Turns preprocessed images into predictions. One dynamic batcher per model, so images
+ * from every caller (every task) share batches and a batch never mixes models. Runs
+ * happen in each model's session thread; this thread only fills batch buffers.
+ */
+export class InferenceEngine {
+  private readonly batchers = new Map<string, DynamicBatcher<PreprocessedImage, Float32Array>>();
+  private stopped?: Promise<void>;
+
+  constructor(
+    private readonly registry: ModelRegistry,
+    private readonly options: EngineOptions,
+  ) {
+    for (const model of registry.list()) {
+      const maxBatchSize = Math.min(options.batching.maxBatchSize, model.fixedBatchSize ?? Infinity);
+      this.batchers.set(
+        model.name,
+        new DynamicBatcher((images) => this.runBatch(model, images), {
+          maxBatchSize,
+          maxQueueDelayMs: options.batching.maxQueueDelayMs,
+          preferredBatchSizes: options.batching.preferredBatchSizes.filter((n) => n <= maxBatchSize),
+        }),
+      );
+    }
+  }
+
+  /** Warms every model up at each batch size it will see most (when enabled). */
+  async start(): Promise<void> {
+    if (!this.options.warmup) return;
+    for (const model of this.registry.list()) {
+      const sizes = this.warmupSizes(model);
+      const started = Date.now();
+      for (const size of sizes) {
+        const { height, width } = model.spec;
+        await this.infer(model, new Float32Array(size * 3 * height * width), size);
+      }
+      this.options.logger.info('model warmed up', { model: model.name, batch_sizes: sizes, ms: Date.now() - started });
+    }
+  }
+
+  /** Class probabilities of one image under `modelName`, the `k` most likely first. */
+  async classify(modelName: string, image: PreprocessedImage, k: number): Promise<Prediction[]> {
+    const model = this.registry.get(modelName);
+    const { height, width } = model.spec;
+    if (image.height !== height || image.width !== width) {
+      throw new VisionqError(ErrorCode.InvalidArgument, `image is ${image.width}x${image.height}, model "${model.name}" takes ${width}x${height}`);
+    }
+    const probabilities = await this.batchers.get(model.name)!.enqueue(image);
+    return topK(probabilities, k, model.labels);
+  }
+
+  /** Images queued or running across all models. */
+  get inFlight(): number {
+    let total = 0;
+    for (const batcher of this.batchers.values()) total += batcher.inFlight;
+    return total;
+  }
+
+  /** Refuses new images, finishes those queued. Idempotent. Sessions stay with the registry. */
+  stop(): Promise<void> {
+    this.stopped ??= Promise.all([...this.batchers.values()].map((b) => b.stop())).then(() => undefined);
+    return this.stopped;
+  }
+
+  private warmupSizes(model: LoadedModel): number[] {
+    const max = Math.min(this.options.batching.maxBatchSize, model.fixedBatchSize ?? Infinity);
+    const preferred = this.options.batching.preferredBatchSizes.filter((n) => n <= max);
+    return preferred.length > 0 ? preferred : [max];
+  }
+
+  private async runBatch(model: LoadedModel, images: PreprocessedImage[]): Promise<Float32Array[]> {
+    const { height, width } = model.spec;
+    const size = 3 * height * width;
+    const input = new Float32Array(images.length * size);
+    images.forEach((image, i) => writeNormalized(image, model.spec, input, i * size));
+    return this.infer(model, input, images.length);
+  }
+
+  /** One session run; returns a probability row per image. */
+  private async infer(model: LoadedModel, input: Float32Array, batch: number): Promise<Float32Array[]> {
+    const { height, width } = model.spec;
+    const output = await model.session.run(model.manifest.input.name, input, [batch, 3, height, width], model.manifest.output.name);
+    const classes = model.labels.length;
+    if (output.dims.length !== 2 || output.dims[0] !== batch || output.dims[1] !== classes) {
+      throw new ModelError(`model "${model.name}": output has shape [${output.dims.join(',')}], expected [${batch},${classes}] (one row per image, one column per label)`, [
+        { field: 'labels', message: 'class count differs from the graph output' },
+      ]);
+    }
+    const rows: Float32Array[] = [];
+    for (let i = 0; i < batch; i++) {
+      const row = output.data.subarray(i * classes, (i + 1) * classes);
+      rows.push(model.manifest.output.activation === 'softmax' ? softmaxInPlace(row) : row);
+    }
+    return rows;
+  }
+}

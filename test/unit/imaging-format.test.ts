@@ -1,0 +1,58 @@
+import { expect } from 'chai';
+import sharp from 'sharp';
+import { ErrorCode, ImageError } from '@visionq/errors';
+import { ImagePreprocessor, type PreprocessSpec } from '@visionq/imaging';
+import { formatName, sniffFormat } from '../../packages/imaging/src/image-format';
+
+const ftyp = (major: string, ...compatible: string[]): Buffer => {
+  const body = Buffer.from(`ftyp${major}\0\0\0\0${compatible.join('')}`, 'latin1');
+  const size = Buffer.alloc(4);
+  size.writeUInt32BE(body.length + 4);
+  return Buffer.concat([size, body, Buffer.alloc(32)]);
+};
+
+describe('image format detection', () => {
+  it('tells AVIF from HEIC by the ftyp brands, whatever the major brand', () => {
+    expect(sniffFormat(ftyp('avif', 'mif1', 'miaf'))).to.equal('avif');
+    expect(sniffFormat(ftyp('mif1', 'mif1', 'avif'))).to.equal('avif');
+    expect(sniffFormat(ftyp('heic', 'mif1', 'heic'))).to.equal('heic');
+    expect(sniffFormat(ftyp('mif1', 'mif1', 'heic'))).to.equal('heic');
+    expect(sniffFormat(ftyp('isom', 'mp41'))).to.equal(undefined);
+  });
+
+  it('names sharp\'s HEIF container by its compression', () => {
+    expect(formatName('heif', 'av1')).to.equal('avif');
+    expect(formatName('heif', 'hevc')).to.equal('heic');
+    expect(formatName('jpeg')).to.equal('jpeg');
+  });
+
+  it('knows the accepted formats sharp writes, and plain text as nothing', async () => {
+    const img = sharp({ create: { width: 8, height: 8, channels: 3, background: '#808080' } });
+    for (const format of ['jpeg', 'png', 'webp', 'avif', 'tiff', 'gif'] as const) {
+      expect(sniffFormat(await img.clone().toFormat(format).toBuffer()), format).to.equal(format);
+    }
+    expect(sniffFormat(Buffer.from('hello, world'))).to.equal(undefined);
+  });
+
+  it('an SVG the signature check misses is still refused by what sharp reads', async () => {
+    const svg = Buffer.from(
+      '<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">\n' +
+        '<svg xmlns="http://www.w3.org/2000/svg" width="32" height="32"><rect width="32" height="32"/></svg>',
+    );
+    expect(sniffFormat(svg)).to.equal(undefined);
+    expect((await sharp(svg).metadata()).format).to.equal('svg');
+    const spec: PreprocessSpec = {
+      height: 224, width: 224, resizeMode: 'shorter_side', resizeSize: 256,
+      mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], scale: 255, channelOrder: 'RGB',
+    };
+    let caught: unknown;
+    try {
+      await new ImagePreprocessor({ maxImageBytes: 1e6, maxImagePixels: 1e6 }).preprocess(svg, spec);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).to.be.instanceOf(ImageError);
+    expect((caught as ImageError).code).to.equal(ErrorCode.UnsupportedFormat);
+    expect((caught as ImageError).message).to.match(/format svg is not supported/);
+  });
+});
