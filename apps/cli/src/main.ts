@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { registerBuildVgg } from './commands/build-vgg.command';
 import { registerModels } from './commands/models.command';
 import { registerPredict } from './commands/predict.command';
 
@@ -14,6 +15,7 @@ export async function main(argv: string[]): Promise<number> {
   };
   registerPredict(program, setExitCode);
   registerModels(program, setExitCode);
+  registerBuildVgg(program, setExitCode);
   try {
     await program.parseAsync(argv);
   } catch (err) {

@@ -1,3 +1,4 @@
+export { IMAGENET_SPEC } from './preprocess-spec';
 export type { PreprocessSpec, PreprocessedImage } from './preprocess-spec';
 export { ImagePreprocessor } from './image-preprocessor';
 export type { ImageLimits } from './image-preprocessor';

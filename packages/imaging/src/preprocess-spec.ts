@@ -31,3 +31,15 @@ export interface PreprocessedImage {
   width: number;
   height: number;
 }
+
+/** torchvision's ImageNet recipe: Resize(256), CenterCrop(224), ImageNet mean and std. */
+export const IMAGENET_SPEC: PreprocessSpec = {
+  height: 224,
+  width: 224,
+  resizeMode: 'shorter_side',
+  resizeSize: 256,
+  mean: [0.485, 0.456, 0.406],
+  std: [0.229, 0.224, 0.225],
+  scale: 255,
+  channelOrder: 'RGB',
+};

@@ -9,7 +9,7 @@ import { onnx } from 'onnx-proto';
  */
 
 /** The opset every graph here is written for (per-axis QuantizeLinear needs 13). */
-export const OPSET = 13;
+const OPSET = 13;
 const IR_VERSION = 7;
 const LITTLE_ENDIAN = endianness() === 'LE';
 

@@ -27,12 +27,12 @@ export async function quantizeVgg(
   calibration: Iterable<Float32Array> | AsyncIterable<Float32Array>,
   options: QuantizeVggOptions = {},
 ): Promise<Uint8Array> {
-  const { percentile } = options;
+  const { percentile, reduceRange = false } = options;
   if (percentile !== undefined && !(percentile > 50 && percentile <= 100)) throw new RangeError(`percentile must be in (50, 100], got ${percentile}`);
   const fp32 = decodeModel(model instanceof Uint8Array ? model : buildVgg(model));
   const plan = planQuantization(fp32.graph!);
   const ranges = await calibrateRanges(fp32, [...plan.calibrated], calibration, percentile);
-  return encodeModel(qdqGraph(fp32.graph!, plan, ranges), `${fp32.docString ?? ''} INT8 QDQ (per-channel int8 weights, uint8 activations) by @visionq/vgg-builder.`);
+  return encodeModel(qdqGraph(fp32.graph!, plan, ranges, reduceRange), `${fp32.docString ?? ''} INT8 QDQ (per-channel int8 weights, uint8 activations) by @visionq/vgg-builder.`);
 }
 
 export interface QuantizeVggOptions {
@@ -42,6 +42,14 @@ export interface QuantizeVggOptions {
    * the maximum (onnxruntime's MinMax calibration).
    */
   percentile?: number;
+  /**
+   * 7-bit weights ([-63, 63]) in every layer, onnxruntime's `reduce_range`: no u8×s8
+   * saturation on x86 CPUs without VNNI, for a little precision. Worth it for very narrow
+   * models (a few dozen channels: VGG widthDivisor 16), whose few weights per channel sit
+   * near the int8 limits; VGG16 loses accuracy with it (cosine 0.9983 instead of 0.9994).
+   * Default false: only the layer reading the image gets 7 bits (`weightLimit`).
+   */
+  reduceRange?: boolean;
 }
 
 interface QuantizationPlan {
@@ -98,7 +106,7 @@ function activationParameters(range: TensorRange): { scale: number; zeroPoint: n
   return { scale, zeroPoint: Math.min(255, Math.max(0, Math.round(-min / scale))) };
 }
 
-function qdqGraph(graph: onnx.IGraphProto, plan: QuantizationPlan, ranges: Map<string, TensorRange>): onnx.IGraphProto {
+function qdqGraph(graph: onnx.IGraphProto, plan: QuantizationPlan, ranges: Map<string, TensorRange>, reduceRange: boolean): onnx.IGraphProto {
   const weights = new Map(graph.initializer!.map((t) => [t.name!, t]));
   const nodes: onnx.INodeProto[] = [];
   const initializers: onnx.TensorProto[] = [];
@@ -126,7 +134,8 @@ function qdqGraph(graph: onnx.IGraphProto, plan: QuantizationPlan, ranges: Map<s
     if (n.opType === 'Conv' || n.opType === 'Gemm') {
       const weight = weights.get(w!);
       if (!weight) throw new TypeError(`node ${n.name}: weight ${w} is not an initializer`);
-      const weightScales = quantizeWeight(weight, weightLimit(ranges.get(plan.sharesScaleWith.get(x!) ?? x!)!), initializers, nodes);
+      const limit = reduceRange ? 63 : weightLimit(ranges.get(plan.sharesScaleWith.get(x!) ?? x!)!);
+      const weightScales = quantizeWeight(weight, limit, initializers, nodes);
       const inputs = [`${x}_dequantized`, `${w}_dequantized`];
       if (b) {
         const bias = weights.get(b);
@@ -149,15 +158,15 @@ function qdqGraph(graph: onnx.IGraphProto, plan: QuantizationPlan, ranges: Map<s
  * 63 when the input is not a ReLU output (the image itself, zero point near 128).
  *
  * onnxruntime's u8×s8 kernels on x86 CPUs without VNNI (AVX2, plain AVX-512) multiply
- * with VPMADDUBSW, which adds two adjacent u8·s8 products into a saturating int16. With
- * the image's uint8 values spread around 128 and 8-bit weights the sum often exceeds
- * 32767 (VGG16's first conv: logit cosine 0.9987 instead of 0.9994); 7-bit weights make
- * saturation impossible (2·255·63 < 32767). ReLU outputs sit near zero and rarely reach
- * it, so the other layers keep 8 bits. This is onnxruntime's `reduce_range`, applied
- * only where it matters.
+ * with VPMADDUBSW, which sums two adjacent u8·s8 products into a saturating int16. The
+ * image's uint8 values sit around the zero point, so with 8-bit weights that sum often
+ * passes 32767 (VGG16's first conv: logit cosine 0.9987 instead of 0.9994); with 7-bit
+ * weights it cannot (2·255·63 < 32767). ReLU outputs sit near zero and rarely get there
+ * once layers are wide enough to have many small weights per channel, so the other layers
+ * keep 8 bits. This is onnxruntime's `reduce_range`, applied where it matters
+ * (`reduceRange` applies it everywhere).
  */
 function weightLimit(input: TensorRange): number {
-  if (process.env.VQ_ALL7) return 63;
   return input.min < 0 ? 63 : 127;
 }
 

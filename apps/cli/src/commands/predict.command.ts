@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
+import { intAtLeast } from './arguments';
 import { ErrorCode, VisionqError } from '@visionq/errors';
 import { imageError, type ImageClassifier, type ImageResult } from '@visionq/inference';
 import { openRuntime } from './runtime';
@@ -14,7 +15,7 @@ export function registerPredict(program: Command, setExitCode: (code: number) =>
     .description('classify image files locally and print the top classes of each')
     .argument('<files...>', 'image files (JPEG, PNG, WebP, AVIF, TIFF, GIF)')
     .option('-m, --model <name>', 'model to use (default: DEFAULT_MODEL)')
-    .option('-k, --top-k <k>', 'classes per image', parsePositiveInt, 5)
+    .option('-k, --top-k <k>', 'classes per image', intAtLeast(1), 5)
     .option('--json', 'one JSON object per image on stdout')
     .option('--models-dir <dir>', 'models directory (default: MODELS_DIR)')
     .addHelpText('after', '\nExit status: 0 when every image was classified, 1 when any failed.')
@@ -64,10 +65,4 @@ async function* mapInOrder<T, R>(items: T[], limit: number, fn: (item: T) => Pro
     if (next < items.length) running.push(fn(items[next++]!));
     yield result;
   }
-}
-
-function parsePositiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
-  return n;
 }

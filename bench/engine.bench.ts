@@ -1,0 +1,190 @@
+/**
+ * Engine suite: raw `session.run` on the caller's thread against the engine's own path
+ * (dynamic batcher + session thread) on the same model, batch size and ready images, so
+ * preprocessing is in neither figure; then VGG16 INT8 (QDQ) against fp32.
+ */
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { IMAGENET_SPEC as IMAGENET, ImagePreprocessor, writeNormalized, type PreprocessedImage } from '@visionq/imaging';
+import { InferenceEngine, ModelRegistry } from '@visionq/inference';
+import { createLogger } from '@visionq/observability';
+import { quantizeVgg, writeVggModelFolder } from '@visionq/vgg-builder';
+import type { BenchResult } from './main';
+
+const ROOT = join(__dirname, '..');
+const WORK_DIR = join(ROOT, '.cache', 'bench-engine');
+const PHOTOS = join(ROOT, 'test', 'fixtures', 'photos');
+const IMAGE_SIZE = 3 * 224 * 224;
+/** Images per measured round at each batch size: enough runs to average, few enough for 10 minutes. */
+const IMAGES_PER_ROUND: Record<number, number> = { 1: 6, 8: 16, 16: 32 };
+const ROUNDS = 2;
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+export async function runEngineBench(): Promise<BenchResult> {
+  const figures: Record<string, number | string> = {};
+  const ratios: Record<string, number> = {};
+  await rm(WORK_DIR, { recursive: true, force: true });
+  await mkdir(WORK_DIR, { recursive: true });
+  try {
+    const images = await fixtureImages();
+    figures.images = images.length;
+    figures.cpu_threads = 'onnxruntime default (one per core)';
+
+    let started = Date.now();
+    const fp32Dir = join(WORK_DIR, 'models', 'vgg16');
+    await writeVggModelFolder(fp32Dir, { depth: 16, seed: 0, name: 'vgg16' });
+    figures.vgg16_build_s = seconds(started);
+    log(`built VGG16 fp32 in ${figures.vgg16_build_s} s`);
+
+    const raw = await ort.InferenceSession.create(join(fp32Dir, 'model.onnx'), { graphOptimizationLevel: 'all' });
+    const logger = createLogger({ silent: true });
+    const registry = await ModelRegistry.load(join(WORK_DIR, 'models'), { providers: ['cpu'] }, { logger });
+    try {
+      for (const batch of [1, 8, 16]) {
+        const engine = new InferenceEngine(registry, { batching: { maxBatchSize: batch, maxQueueDelayMs: 5, preferredBatchSizes: [] }, warmup: true, logger });
+        await engine.start();
+        await rawThroughput(raw, images, batch, batch);
+        const count = IMAGES_PER_ROUND[batch]!;
+        let rawTotal = 0;
+        let engineTotal = 0;
+        // Alternate the two paths so that drift in the machine's speed hits both alike.
+        for (let round = 0; round < ROUNDS; round++) {
+          rawTotal += await rawThroughput(raw, images, batch, count);
+          engineTotal += await engineThroughput(engine, images, count);
+        }
+        await engine.stop();
+        const rawIps = (count * ROUNDS) / rawTotal;
+        const engineIps = (count * ROUNDS) / engineTotal;
+        figures[`vgg16_fp32_b${batch}_raw_images_per_s`] = round3(rawIps);
+        figures[`vgg16_fp32_b${batch}_engine_images_per_s`] = round3(engineIps);
+        ratios[`engine_vs_raw_vgg16_fp32_b${batch}`] = round3(engineIps / rawIps);
+        log(`batch ${batch}: raw ${rawIps.toFixed(3)} img/s, engine ${engineIps.toFixed(3)} img/s`);
+      }
+    } finally {
+      await registry.release();
+    }
+
+    started = Date.now();
+    const fp32Bytes = await readFile(join(fp32Dir, 'model.onnx'));
+    const calibration = images.map((image) => normalized([image]));
+    const int8Bytes = await quantizeVgg(fp32Bytes, calibration);
+    figures.vgg16_int8_quantize_s = seconds(started);
+    const int8 = await ort.InferenceSession.create(int8Bytes, { graphOptimizationLevel: 'all' });
+    try {
+      const agreement = await compareOutputs(raw, int8, images);
+      figures.int8_top1_agreement = round3(agreement.top1);
+      figures.int8_mean_cosine = Number(agreement.cosine.toFixed(6));
+      ratios.int8_top1_agreement = round3(agreement.top1);
+      for (const batch of [1, 8]) {
+        const count = IMAGES_PER_ROUND[batch]!;
+        await rawThroughput(int8, images, batch, batch);
+        let fp32Total = 0;
+        let int8Total = 0;
+        for (let round = 0; round < ROUNDS; round++) {
+          fp32Total += await rawThroughput(raw, images, batch, count);
+          int8Total += await rawThroughput(int8, images, batch, count);
+        }
+        figures[`vgg16_int8_b${batch}_raw_images_per_s`] = round3((count * ROUNDS) / int8Total);
+        ratios[`int8_vs_fp32_vgg16_b${batch}`] = round3(fp32Total / int8Total);
+        log(`batch ${batch}: int8 ${(fp32Total / int8Total).toFixed(2)}x fp32`);
+      }
+    } finally {
+      await int8.release();
+      await raw.release();
+    }
+    return { suite: 'engine', figures, ratios };
+  } finally {
+    await rm(WORK_DIR, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The fixture photos, preprocessed for ImageNet models: each as torchvision's centre crop
+ * and as a direct resize, each also mirrored, so agreement is counted over 4 views a photo.
+ */
+async function fixtureImages(): Promise<PreprocessedImage[]> {
+  const preprocessor = new ImagePreprocessor({ maxImageBytes: 50 << 20, maxImagePixels: 100_000_000 });
+  const files = (await readdir(PHOTOS)).filter((f) => /\.(png|jpe?g)$/i.test(f)).sort();
+  const views: PreprocessedImage[] = [];
+  for (const file of files) {
+    const bytes = await readFile(join(PHOTOS, file));
+    for (const spec of [IMAGENET, { ...IMAGENET, resizeMode: 'direct' as const }]) {
+      const image = await preprocessor.preprocess(bytes, spec);
+      views.push(image, mirrored(image));
+    }
+  }
+  return views;
+}
+
+function mirrored(image: PreprocessedImage): PreprocessedImage {
+  const { width, height, pixels } = image;
+  const out = new Uint8Array(pixels.length);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const from = (y * width + x) * 3;
+      const to = (y * width + (width - 1 - x)) * 3;
+      out[to] = pixels[from]!;
+      out[to + 1] = pixels[from + 1]!;
+      out[to + 2] = pixels[from + 2]!;
+    }
+  }
+  return { width, height, pixels: out };
+}
+
+function normalized(images: PreprocessedImage[]): Float32Array {
+  const input = new Float32Array(images.length * IMAGE_SIZE);
+  images.forEach((image, i) => writeNormalized(image, IMAGENET, input, i * IMAGE_SIZE));
+  return input;
+}
+
+/** `count` images through `session.run` in batches of `batch`; returns seconds. */
+async function rawThroughput(session: ort.InferenceSession, images: PreprocessedImage[], batch: number, count: number): Promise<number> {
+  const input = normalized(Array.from({ length: batch }, (_, i) => images[i % images.length]!));
+  const tensor = new ort.Tensor('float32', input, [batch, 3, 224, 224]);
+  const started = performance.now();
+  for (let done = 0; done < count; done += batch) {
+    const out = await session.run({ input: tensor });
+    out.logits!.dispose();
+  }
+  return (performance.now() - started) / 1000;
+}
+
+/** `count` images enqueued at once, as many callers would; returns seconds. */
+async function engineThroughput(engine: InferenceEngine, images: PreprocessedImage[], count: number): Promise<number> {
+  const started = performance.now();
+  await Promise.all(Array.from({ length: count }, (_, i) => engine.classify('vgg16', images[i % images.length]!, 5)));
+  return (performance.now() - started) / 1000;
+}
+
+/** Top-1 agreement and mean cosine similarity of logits between two sessions. */
+async function compareOutputs(a: ort.InferenceSession, b: ort.InferenceSession, images: PreprocessedImage[]) {
+  let agree = 0;
+  let cosine = 0;
+  for (const image of images) {
+    const input = new ort.Tensor('float32', normalized([image]), [1, 3, 224, 224]);
+    const x = (await a.run({ input })).logits!.data as Float32Array;
+    const y = (await b.run({ input })).logits!.data as Float32Array;
+    if (argmax(x) === argmax(y)) agree++;
+    let dot = 0;
+    let nx = 0;
+    let ny = 0;
+    for (let i = 0; i < x.length; i++) {
+      dot += x[i]! * y[i]!;
+      nx += x[i]! * x[i]!;
+      ny += y[i]! * y[i]!;
+    }
+    cosine += dot / Math.sqrt(nx * ny);
+  }
+  return { top1: agree / images.length, cosine: cosine / images.length };
+}
+
+function argmax(values: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i;
+  return best;
+}
+
+const seconds = (since: number) => round3((Date.now() - since) / 1000);
+const round3 = (n: number) => Math.round(n * 1000) / 1000;

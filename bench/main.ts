@@ -1,0 +1,31 @@
+/**
+ * `npm run bench -- <suite>`: measures side by side in one run and ends with one JSON
+ * line `{"suite", "figures", "ratios"}`. Figures come from this machine, this run.
+ */
+import { runEngineBench } from './engine.bench';
+
+const SUITES: Record<string, () => Promise<BenchResult>> = {
+  engine: runEngineBench,
+};
+
+export interface BenchResult {
+  suite: string;
+  figures: Record<string, number | string>;
+  ratios: Record<string, number>;
+}
+
+async function main(): Promise<void> {
+  const name = process.argv[2] ?? 'engine';
+  const suite = SUITES[name];
+  if (!suite) {
+    console.error(`unknown suite "${name}"; suites: ${Object.keys(SUITES).join(', ')}`);
+    process.exit(2);
+  }
+  const result = await suite();
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
