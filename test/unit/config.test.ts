@@ -1,5 +1,7 @@
 import { expect } from 'chai';
-import { loadConfig } from '@visionq/config';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CONFIG_VARIABLES, loadConfig } from '@visionq/config';
 import { ConfigError, ErrorCode } from '@visionq/errors';
 
 describe('config', () => {
@@ -31,5 +33,12 @@ describe('config', () => {
 
   it('refuses preferred batch sizes above the maximum', () => {
     expect(() => loadConfig({ MAX_BATCH_SIZE: '4', PREFERRED_BATCH_SIZES: '8' })).to.throw(ConfigError, /PREFERRED_BATCH_SIZES/);
+  });
+
+  it('is documented in the README, every variable with its default', () => {
+    const readme = readFileSync(join(__dirname, '..', '..', 'README.md'), 'utf8');
+    for (const v of CONFIG_VARIABLES) {
+      expect(readme, v.name).to.contain(`| \`${v.name}\` | \`${v.default === '' ? '(empty)' : v.default}\` |`);
+    }
   });
 });
