@@ -28,7 +28,7 @@ export function buildVgg(options: VggOptions = {}): Uint8Array {
  * those choices only set the scale of the logits, and on random weights that scale is
  * useless: each conv multiplies the activations' mean square by in/out (3/512 across the
  * features), each Linear+ReLU by fan_in·1e-4/2, and VGG16's logits end up with a spread
- * of about 0.05: a softmax flat to 1e-3 and top-1/top-2 margins far below any
+ * of about 0.05 (estimated from those factors): a softmax flat to 1e-3 and top-1/top-2 margins far below any
  * quantisation error, which makes agreement figures meaningless.
  *
  * So: convs keep torchvision's kaiming fan_out (on their own they only set a global
@@ -62,7 +62,8 @@ function featureMeanSquare(plan: VggPlan): number {
 function vggGraph(plan: VggPlan): { graph: onnx.IGraphProto; weights: GeneratedTensor[] } {
   const nodes: onnx.INodeProto[] = [];
   const weights: GeneratedTensor[] = [];
-  // Each weight tensor draws from its own stream, so changing one layer moves no other.
+  // Each weight tensor draws from its own stream (seed, index): its values do not depend
+  // on the sizes of the tensors before it.
   let stream = 0;
   const addParameters = (layer: VggLayer & { kind: 'conv' | 'linear' }, weightDims: number[], outputs: number) => {
     const random = new SeededRandom(deriveSeed(plan.options.seed, stream++));
