@@ -17,8 +17,9 @@ const WORK_DIR = join(ROOT, '.cache', 'bench-engine');
 const PHOTOS = join(ROOT, 'test', 'fixtures', 'photos');
 const IMAGE_SIZE = 3 * 224 * 224;
 /** Images per measured round at each batch size: enough runs to average, few enough for 10 minutes. */
-const IMAGES_PER_ROUND: Record<number, number> = { 1: 6, 8: 16, 16: 32 };
-const ROUNDS = 2;
+const IMAGES_PER_ROUND: Record<number, number> = { 1: 8, 8: 24, 16: 32 };
+/** Rounds per comparison; the two paths alternate, each going first every other round. */
+const ROUNDS = 4;
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -47,20 +48,16 @@ export async function runEngineBench(): Promise<BenchResult> {
         await engine.start();
         await rawThroughput(raw, images, batch, batch);
         const count = IMAGES_PER_ROUND[batch]!;
-        let rawTotal = 0;
-        let engineTotal = 0;
-        // Alternate the two paths so that drift in the machine's speed hits both alike.
-        for (let round = 0; round < ROUNDS; round++) {
-          rawTotal += await rawThroughput(raw, images, batch, count);
-          engineTotal += await engineThroughput(engine, images, count);
-        }
+        const { a: rawIps, b: engineIps, ratio } = await sideBySide(
+          () => rawThroughput(raw, images, batch, count),
+          () => engineThroughput(engine, images, count),
+          count,
+        );
         await engine.stop();
-        const rawIps = (count * ROUNDS) / rawTotal;
-        const engineIps = (count * ROUNDS) / engineTotal;
         figures[`vgg16_fp32_b${batch}_raw_images_per_s`] = round3(rawIps);
         figures[`vgg16_fp32_b${batch}_engine_images_per_s`] = round3(engineIps);
-        ratios[`engine_vs_raw_vgg16_fp32_b${batch}`] = round3(engineIps / rawIps);
-        log(`batch ${batch}: raw ${rawIps.toFixed(3)} img/s, engine ${engineIps.toFixed(3)} img/s`);
+        ratios[`engine_vs_raw_vgg16_fp32_b${batch}`] = round3(ratio);
+        log(`batch ${batch}: raw ${rawIps.toFixed(3)} img/s, engine ${engineIps.toFixed(3)} img/s, ratio ${ratio.toFixed(3)}`);
       }
     } finally {
       await registry.release();
@@ -80,15 +77,14 @@ export async function runEngineBench(): Promise<BenchResult> {
       for (const batch of [1, 8]) {
         const count = IMAGES_PER_ROUND[batch]!;
         await rawThroughput(int8, images, batch, batch);
-        let fp32Total = 0;
-        let int8Total = 0;
-        for (let round = 0; round < ROUNDS; round++) {
-          fp32Total += await rawThroughput(raw, images, batch, count);
-          int8Total += await rawThroughput(int8, images, batch, count);
-        }
-        figures[`vgg16_int8_b${batch}_raw_images_per_s`] = round3((count * ROUNDS) / int8Total);
-        ratios[`int8_vs_fp32_vgg16_b${batch}`] = round3(fp32Total / int8Total);
-        log(`batch ${batch}: int8 ${(fp32Total / int8Total).toFixed(2)}x fp32`);
+        const { a: int8Ips, ratio } = await sideBySide(
+          () => rawThroughput(int8, images, batch, count),
+          () => rawThroughput(raw, images, batch, count),
+          count,
+        );
+        figures[`vgg16_int8_b${batch}_raw_images_per_s`] = round3(int8Ips);
+        ratios[`int8_vs_fp32_vgg16_b${batch}`] = round3(ratio);
+        log(`batch ${batch}: int8 ${ratio.toFixed(3)}x fp32`);
       }
     } finally {
       await int8.release();
@@ -137,6 +133,35 @@ function normalized(images: PreprocessedImage[]): Float32Array {
   const input = new Float32Array(images.length * IMAGE_SIZE);
   images.forEach((image, i) => writeNormalized(image, IMAGENET, input, i * IMAGE_SIZE));
   return input;
+}
+
+/**
+ * Times `a` and `b` (each returns seconds for `count` images) over ROUNDS rounds, taking
+ * turns at going first so that drift and leftover load hit both alike. Returns each
+ * one's throughput over all rounds and the median of the per-round ratios a/b.
+ */
+async function sideBySide(a: () => Promise<number>, b: () => Promise<number>, count: number) {
+  let totalA = 0;
+  let totalB = 0;
+  const roundRatios: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    let secondsA: number;
+    let secondsB: number;
+    if (round % 2 === 0) {
+      secondsA = await a();
+      secondsB = await b();
+    } else {
+      secondsB = await b();
+      secondsA = await a();
+    }
+    totalA += secondsA;
+    totalB += secondsB;
+    roundRatios.push(secondsB / secondsA);
+  }
+  roundRatios.sort((x, y) => x - y);
+  const mid = roundRatios.length / 2;
+  const ratio = roundRatios.length % 2 === 1 ? roundRatios[Math.floor(mid)]! : (roundRatios[mid - 1]! + roundRatios[mid]!) / 2;
+  return { a: (count * ROUNDS) / totalA, b: (count * ROUNDS) / totalB, ratio };
 }
 
 /** `count` images through `session.run` in batches of `batch`; returns seconds. */

@@ -1,16 +1,7 @@
 import { expect } from 'chai';
-import { writeNormalized, type PreprocessSpec, type PreprocessedImage } from '@visionq/imaging';
+import { IMAGENET_SPEC, writeNormalized, type PreprocessSpec, type PreprocessedImage } from '@visionq/imaging';
 
-const SPEC: PreprocessSpec = {
-  height: 2,
-  width: 3,
-  resizeMode: 'shorter_side',
-  resizeSize: 4,
-  mean: [0.485, 0.456, 0.406],
-  std: [0.229, 0.224, 0.225],
-  scale: 255,
-  channelOrder: 'RGB',
-};
+const SPEC: PreprocessSpec = { ...IMAGENET_SPEC, height: 2, width: 3, resizeSize: 4 };
 
 /** torchvision in float32: ToTensor (v / 255), then Normalize ((x - mean) / std). */
 function torchValue(v: number, mean: number, std: number, scale = 255): number {

@@ -3,20 +3,11 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import sharp from 'sharp';
 import { ErrorCode, ImageError } from '@visionq/errors';
-import { ImagePreprocessor, type PreprocessSpec, type PreprocessedImage } from '@visionq/imaging';
+import { IMAGENET_SPEC, ImagePreprocessor, type PreprocessSpec, type PreprocessedImage } from '@visionq/imaging';
 import { cmykToRgbLikePil } from '../../packages/imaging/src/pil-convert';
 
 const PHOTO = path.join(__dirname, '..', 'fixtures', 'photos', 'chelsea.png');
-const SPEC: PreprocessSpec = {
-  height: 224,
-  width: 224,
-  resizeMode: 'shorter_side',
-  resizeSize: 256,
-  mean: [0.485, 0.456, 0.406],
-  std: [0.229, 0.224, 0.225],
-  scale: 255,
-  channelOrder: 'RGB',
-};
+const SPEC: PreprocessSpec = IMAGENET_SPEC;
 const LIMITS = { maxImageBytes: 2_000_000, maxImagePixels: 4_000_000 };
 const W = 300;
 const H = 200;

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import type { PreprocessSpec } from '@visionq/imaging';
+import { IMAGENET_SPEC, type PreprocessSpec } from '@visionq/imaging';
 import { pilResizeBilinear, type RgbImage } from '../../packages/imaging/src/pil-resample';
 import { planResize } from '../../packages/imaging/src/resize-plan';
 
@@ -33,17 +33,7 @@ function crop(img: RgbImage, left: number, top: number, width: number, height: n
   return out;
 }
 
-const spec = (over: Partial<PreprocessSpec>): PreprocessSpec => ({
-  height: 224,
-  width: 224,
-  resizeMode: 'shorter_side',
-  resizeSize: 256,
-  mean: [0.485, 0.456, 0.406],
-  std: [0.229, 0.224, 0.225],
-  scale: 255,
-  channelOrder: 'RGB',
-  ...over,
-});
+const spec = (over: Partial<PreprocessSpec>): PreprocessSpec => ({ ...IMAGENET_SPEC, ...over });
 
 describe('pilResizeBilinear (Pillow 9.4 Image.resize BILINEAR)', () => {
   // np.asarray(Image.fromarray(card).resize(size, Image.BILINEAR)).tobytes().hex()
