@@ -4,7 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
-import { buildVgg, quantizeVgg, SeededRandom, type VggOptions } from '@visionq/vgg-builder';
+import { ImagePreprocessor, writeNormalized } from '@visionq/imaging';
+import { readModelFolder } from '@visionq/inference';
+import { buildVgg, quantizeClassifier, quantizeVgg, SeededRandom, type VggOptions } from '@visionq/vgg-builder';
+import { BUNDLED_MODELS_DIR, FASHION_DIR } from '../support/model-fixtures';
 
 // Width 1/4 (16–128 channels, 30 MB): narrow enough to be quick, wide enough to quantize as
 // real widths do. Narrower models need `reduceRange` on CPUs without VNNI (see below).
@@ -43,6 +46,19 @@ async function run(model: Uint8Array | string, input: Float32Array, options: ort
     return logits!.data as Float32Array;
   } finally {
     await session.release();
+  }
+}
+
+/** Op types of the graph onnxruntime runs for `model` after its optimisations. */
+async function optimizedOps(model: Uint8Array): Promise<string[]> {
+  const dir = await mkdtemp(join(tmpdir(), 'int8-'));
+  try {
+    const optimized = join(dir, 'optimized.onnx');
+    const session = await ort.InferenceSession.create(model, { optimizedModelFilePath: optimized, logSeverityLevel: 3 });
+    await session.release();
+    return onnx.ModelProto.decode(await readFile(optimized)).graph!.node!.map((n) => n.opType!);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 }
 
@@ -97,18 +113,10 @@ describe('int8 QDQ quantizer', () => {
   });
 
   it('runs in onnxruntime as integer kernels', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'int8-'));
-    try {
-      const optimized = join(dir, 'optimized.onnx');
-      const session = await ort.InferenceSession.create(int8, { optimizedModelFilePath: optimized, logSeverityLevel: 3 });
-      await session.release();
-      const ops = onnx.ModelProto.decode(await readFile(optimized)).graph!.node!.map((n) => n.opType);
-      expect(ops.filter((op) => op === 'QLinearConv')).to.have.length(8);
-      expect(ops.filter((op) => op === 'QGemm')).to.have.length(3);
-      expect(ops).to.not.include.members(['Conv', 'FusedConv', 'Gemm', 'FusedGemm', 'DequantizeLinear']);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    const ops = await optimizedOps(int8);
+    expect(ops.filter((op) => op === 'QLinearConv')).to.have.length(8);
+    expect(ops.filter((op) => op === 'QGemm')).to.have.length(3);
+    expect(ops).to.not.include.members(['Conv', 'FusedConv', 'Gemm', 'FusedGemm', 'DequantizeLinear']);
   });
 
   it('agrees with the float model on unseen images', async () => {
@@ -139,5 +147,92 @@ describe('int8 QDQ quantizer', () => {
     expect(caught).to.be.instanceOf(RangeError);
     await quantizeVgg(TINY, [new Float32Array(100)]).catch((err: unknown) => (caught = err));
     expect(caught).to.be.instanceOf(TypeError);
+  });
+});
+
+describe('int8 QDQ quantizer on the trained fashion-vgg', () => {
+  const modelDir = join(BUNDLED_MODELS_DIR, 'fashion-vgg');
+  const images = 200;
+  const calibrationFrom = 150;
+  const size = 3 * SIDE * SIDE;
+  let labels: number[];
+  let tensors: Float32Array;
+  let fp32: Uint8Array;
+  let int8: Uint8Array;
+
+  before(async () => {
+    const { spec } = await readModelFolder(modelDir);
+    expect(spec.resizeMode).to.equal('direct');
+    const expected: { images: Array<{ file: string; label: number }> } = JSON.parse(await readFile(join(FASHION_DIR, 'expected.json'), 'utf8'));
+    expect(expected.images).to.have.length(images);
+    labels = expected.images.map((image) => image.label);
+    // As the service preprocesses: PIL-exact resize to 224×224, then mean/std per channel.
+    const preprocessor = new ImagePreprocessor({ maxImageBytes: 1 << 20, maxImagePixels: 1 << 20 });
+    tensors = new Float32Array(images * size);
+    for (const [i, image] of expected.images.entries()) {
+      writeNormalized(await preprocessor.preprocess(await readFile(join(FASHION_DIR, image.file)), spec), spec, tensors, i * size);
+    }
+    fp32 = await readFile(join(modelDir, 'model.onnx'));
+    const calibration = [0, 1, 2, 3, 4].map((k) => tensors.subarray((calibrationFrom + k * 10) * size, (calibrationFrom + k * 10 + 10) * size));
+    int8 = await quantizeClassifier(fp32, calibration);
+  });
+
+  it('writes QDQ around every Conv, Gemm and AveragePool, the logits Gemm float', () => {
+    const graph = onnx.ModelProto.decode(int8).graph!;
+    const producers = new Map(graph.node!.flatMap((n) => n.output!.map((o) => [o, n] as const)));
+    const readers = (name: string) => graph.node!.filter((n) => n.input!.includes(name)).map((n) => n.opType);
+    const initializers = new Map(graph.initializer!.map((t) => [t.name!, t]));
+    const count = (op: string) => graph.node!.filter((n) => n.opType === op).length;
+    expect([count('Conv'), count('Gemm'), count('AveragePool'), count('MaxPool'), count('Flatten'), count('Relu')]).to.deep.equal([4, 2, 1, 2, 1, 0]);
+    for (const n of graph.node!.filter((n) => n.opType === 'Conv' || n.opType === 'Gemm')) {
+      expect(n.input!.map((i) => producers.get(i)?.opType), n.name!).to.deep.equal(['DequantizeLinear', 'DequantizeLinear', 'DequantizeLinear']);
+      const [w, b] = n.input!.slice(1).map((i) => initializers.get(producers.get(i)!.input![0]!)!);
+      expect([w!.dataType, b!.dataType], n.name!).to.deep.equal([onnx.TensorProto.DataType.INT8, onnx.TensorProto.DataType.INT32]);
+    }
+    const pool = graph.node!.find((n) => n.opType === 'AveragePool')!;
+    expect(producers.get(pool.input![0]!)!.opType).to.equal('DequantizeLinear');
+    expect(readers(pool.output![0]!)).to.deep.equal(['QuantizeLinear']);
+    const poolQuantize = graph.node!.find((n) => n.input![0] === pool.output![0])!;
+    expect(poolQuantize.input![1], 'the pooled image has its own scale').to.not.equal(producers.get(pool.input![0]!)!.input![1]);
+    expect(producers.get('logits')!.opType).to.equal('Gemm');
+  });
+
+  it('runs in onnxruntime as integer kernels', async () => {
+    const ops = await optimizedOps(int8);
+    expect(ops.filter((op) => op === 'QLinearAveragePool')).to.have.length(1);
+    expect(ops.filter((op) => op === 'QLinearConv')).to.have.length(4);
+    expect(ops.filter((op) => op === 'QGemm')).to.have.length(2);
+    expect(ops).to.not.include.members(['AveragePool', 'Conv', 'FusedConv', 'Gemm', 'FusedGemm', 'DequantizeLinear']);
+  });
+
+  it('classifies unseen Fashion-MNIST images as the float model does', async () => {
+    const heldOut = tensors.subarray(0, calibrationFrom * size);
+    const [expected, actual] = [await run(fp32, heldOut), await run(int8, heldOut)];
+    const top1 = (logits: Float32Array, i: number) => {
+      const row = logits.subarray(i * 10, i * 10 + 10);
+      return row.indexOf(Math.max(...row));
+    };
+    let agree = 0;
+    let fp32Correct = 0;
+    let int8Correct = 0;
+    for (let i = 0; i < calibrationFrom; i++) {
+      if (top1(expected, i) === top1(actual, i)) agree++;
+      if (top1(expected, i) === labels[i]) fp32Correct++;
+      if (top1(actual, i) === labels[i]) int8Correct++;
+    }
+    // Measured: 150 of 150 agree, both 92.7% accurate, mean logit cosine 0.99997.
+    expect(agree / calibrationFrom).to.be.at.least(0.98);
+    expect(Math.abs(int8Correct - fp32Correct) / calibrationFrom).to.be.at.most(0.02);
+    expect(fp32Correct / calibrationFrom).to.be.above(0.85);
+  });
+
+  it('names the node and op it cannot quantize', async () => {
+    const model = onnx.ModelProto.decode(fp32);
+    const flatten = model.graph!.node!.find((n) => n.opType === 'Flatten')!;
+    flatten.opType = 'Sigmoid';
+    let caught: unknown;
+    await quantizeClassifier(onnx.ModelProto.encode(model).finish(), [tensors.subarray(0, size)]).catch((err: unknown) => (caught = err));
+    expect(caught).to.be.instanceOf(TypeError);
+    expect((caught as TypeError).message).to.contain(flatten.name!).and.to.contain('Sigmoid');
   });
 });

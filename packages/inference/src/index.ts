@@ -2,6 +2,8 @@ export { DynamicBatcher } from './dynamic-batcher';
 export type { BatchHandler, DynamicBatcherOptions } from './dynamic-batcher';
 export { InferenceEngine } from './inference-engine';
 export type { BatchingOptions, EngineOptions } from './inference-engine';
+export { readModelFolder } from './model-folder';
+export type { ModelFolder } from './model-folder';
 export { manifestSchema } from './model-manifest';
 export type { ModelManifest } from './model-manifest';
 export { ModelRegistry } from './model-registry';

@@ -19,7 +19,7 @@ export interface TensorRange {
  * per cent of its values fall, so a few outliers do not coarsen the scale for the rest.
  */
 export async function calibrateRanges(
-  model: onnx.ModelProto,
+  model: onnx.IModelProto,
   tensorNames: readonly string[],
   calibration: Iterable<Float32Array> | AsyncIterable<Float32Array>,
   percentile?: number,

@@ -4,4 +4,4 @@ export type { ResolvedVggOptions, VggDepth, VggLayer, VggOptions, VggPlan } from
 export { SeededRandom } from './seeded-random';
 export { writeVggModelFolder } from './vgg-model-folder';
 export type { VggManifest, VggModelFolder, VggModelFolderOptions } from './vgg-model-folder';
-export { quantizeVgg, type QuantizeVggOptions } from './qdq-quantizer';
+export { quantizeClassifier, quantizeVgg, type QuantizeClassifierOptions, type QuantizeVggOptions } from './qdq-quantizer';

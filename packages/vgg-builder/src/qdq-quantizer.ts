@@ -5,8 +5,10 @@ import { buildVgg } from './vgg-builder';
 import type { VggOptions } from './vgg-config';
 
 /**
- * Static INT8 quantisation of a VGG-style float model into QDQ form, as onnxruntime's
- * `quantize_static(quant_format=QDQ, per_channel=True)` writes it:
+ * Static INT8 quantisation of a float image classifier into QDQ form, as onnxruntime's
+ * `quantize_static(quant_format=QDQ, per_channel=True)` writes it. The model has one
+ * input and is made of Conv, Gemm (transB=1, alpha=beta=1), Relu right after a Conv or
+ * Gemm, MaxPool, AveragePool and Flatten; any other node is a TypeError naming it.
  *
  * - weights: int8, symmetric ([-127, 127], zero point 0), one scale per output channel
  *   (axis 0 of conv weights and of Gemm weights with transB=1); see `weightLimit` for
@@ -16,26 +18,40 @@ import type { VggOptions } from './vgg-config';
  *   seen on the calibration images (widened to include 0);
  * - a Relu after Conv/Gemm is dropped: the QuantizeLinear after it has zero point 0 for a
  *   range that starts at 0, and clamps negatives exactly as the Relu did;
- * - MaxPool and Flatten keep their input's scale and zero point;
- * - the last Gemm (the graph output) stays float: DequantizeLinear inputs, float logits.
+ * - MaxPool and Flatten keep their input's scale and zero point; AveragePool's output
+ *   gets its own (its averages are rounded again anyway, and averaging narrows the range);
+ * - a Conv/Gemm whose output is a graph output (the logits) stays float: DequantizeLinear
+ *   inputs, float output.
  *
- * onnxruntime fuses each DQ → Conv → Q into QLinearConv, DQ → Gemm (→ Q) into QGemm, and
- * runs MaxPool and Flatten on the uint8 tensors directly.
+ * onnxruntime fuses each DQ → Conv → Q into QLinearConv, DQ → Gemm (→ Q) into QGemm,
+ * DQ → AveragePool → Q into QLinearAveragePool, and runs MaxPool and Flatten on the uint8
+ * tensors directly.
  */
+export async function quantizeClassifier(
+  model: Uint8Array,
+  calibration: Iterable<Float32Array> | AsyncIterable<Float32Array>,
+  options: QuantizeClassifierOptions = {},
+): Promise<Uint8Array> {
+  const { percentile, reduceRange = false } = options;
+  if (percentile !== undefined && !(percentile > 50 && percentile <= 100)) throw new RangeError(`percentile must be in (50, 100], got ${percentile}`);
+  const fp32 = decodeModel(model);
+  const graph = fp32.graph!;
+  const plan = planQuantization(graph);
+  const ranges = await calibrateRanges({ ...fp32, graph: { ...graph, input: [plan.input] } }, [...plan.calibrated], calibration, percentile);
+  const docString = [fp32.docString, 'INT8 QDQ (per-channel int8 weights, uint8 activations) by @visionq/vgg-builder.'].filter(Boolean).join(' ');
+  return encodeModel(qdqGraph(graph, plan, ranges, reduceRange), docString);
+}
+
+/** {@link quantizeClassifier} for a VGG: its ONNX bytes, or the options `buildVgg` builds it from. */
 export async function quantizeVgg(
   model: Uint8Array | VggOptions,
   calibration: Iterable<Float32Array> | AsyncIterable<Float32Array>,
   options: QuantizeVggOptions = {},
 ): Promise<Uint8Array> {
-  const { percentile, reduceRange = false } = options;
-  if (percentile !== undefined && !(percentile > 50 && percentile <= 100)) throw new RangeError(`percentile must be in (50, 100], got ${percentile}`);
-  const fp32 = decodeModel(model instanceof Uint8Array ? model : buildVgg(model));
-  const plan = planQuantization(fp32.graph!);
-  const ranges = await calibrateRanges(fp32, [...plan.calibrated], calibration, percentile);
-  return encodeModel(qdqGraph(fp32.graph!, plan, ranges, reduceRange), `${fp32.docString ?? ''} INT8 QDQ (per-channel int8 weights, uint8 activations) by @visionq/vgg-builder.`);
+  return quantizeClassifier(model instanceof Uint8Array ? model : buildVgg(model), calibration, options);
 }
 
-export interface QuantizeVggOptions {
+export interface QuantizeClassifierOptions {
   /**
    * Top of each ReLU output's range: this percentile of its calibration values (e.g.
    * 99.999) instead of the maximum, so rare outliers do not coarsen its scale. Default:
@@ -47,12 +63,16 @@ export interface QuantizeVggOptions {
    * saturation on x86 CPUs without VNNI, for a little precision. Worth it for very narrow
    * models (a few dozen channels: VGG widthDivisor 16), whose few weights per channel sit
    * near the int8 limits; VGG16 loses accuracy with it (cosine 0.9983 instead of 0.9994).
-   * Default false: only the layer reading the image gets 7 bits (`weightLimit`).
+   * Default false: only layers reading a signed input (the image) get 7 bits (`weightLimit`).
    */
   reduceRange?: boolean;
 }
 
+export type QuantizeVggOptions = QuantizeClassifierOptions;
+
 interface QuantizationPlan {
+  /** The graph input (the image batch). */
+  input: onnx.IValueInfoProto;
   /** Activations that get their own scale, in graph order (the graph input first). */
   calibrated: Set<string>;
   /** Relu nodes folded into the quantisation of their producer's output. */
@@ -63,19 +83,25 @@ interface QuantizationPlan {
   sharesScaleWith: Map<string, string>;
 }
 
+/** Ops on uint8 tensors whose output keeps the input's scale and zero point. */
 const PASS_THROUGH = new Set(['MaxPool', 'Flatten']);
+/** Ops whose output gets its own calibrated scale (fused by onnxruntime into QLinear<op>). */
+const OWN_SCALE = new Set(['AveragePool']);
 
 function planQuantization(graph: onnx.IGraphProto): QuantizationPlan {
+  const initializers = new Set(graph.initializer!.map((t) => t.name!));
+  const inputs = graph.input!.filter((i) => !initializers.has(i.name!));
+  if (inputs.length !== 1) throw new TypeError(`the model must have one input (the image batch), got ${inputs.map((i) => i.name).join(', ') || 'none'}`);
   const consumers = new Map<string, onnx.INodeProto[]>();
   for (const n of graph.node!) for (const i of n.input!) consumers.set(i, [...(consumers.get(i) ?? []), n]);
   const graphOutputs = new Set(graph.output!.map((o) => o.name!));
-  const plan: QuantizationPlan = { calibrated: new Set([graph.input![0]!.name!]), foldedRelu: new Set(), rename: new Map(), sharesScaleWith: new Map() };
+  const plan: QuantizationPlan = { input: inputs[0]!, calibrated: new Set([inputs[0]!.name!]), foldedRelu: new Set(), rename: new Map(), sharesScaleWith: new Map() };
   for (const n of graph.node!) {
     const output = n.output![0]!;
     if (n.opType === 'Conv' || n.opType === 'Gemm') {
       if (n.opType === 'Gemm' && !isPlainGemm(n)) throw new TypeError(`node ${n.name}: only Gemm with transB=1, alpha=beta=1 can be quantized`);
       const next = consumers.get(output) ?? [];
-      if (next.length === 1 && next[0]!.opType === 'Relu' && !graphOutputs.has(output)) {
+      if (next.length === 1 && next[0]!.opType === 'Relu' && !graphOutputs.has(output) && !graphOutputs.has(next[0]!.output![0]!)) {
         plan.foldedRelu.add(next[0]!);
         plan.rename.set(output, next[0]!.output![0]!);
         plan.calibrated.add(next[0]!.output![0]!);
@@ -85,8 +111,12 @@ function planQuantization(graph: onnx.IGraphProto): QuantizationPlan {
     } else if (PASS_THROUGH.has(n.opType!)) {
       const source = n.input![0]!;
       plan.sharesScaleWith.set(output, plan.sharesScaleWith.get(source) ?? source);
-    } else if (!(n.opType === 'Relu' && plan.foldedRelu.has(n))) {
-      throw new TypeError(`node ${n.name}: ${n.opType} is not supported by the VGG quantizer`);
+    } else if (OWN_SCALE.has(n.opType!)) {
+      plan.calibrated.add(output);
+    } else if (n.opType === 'Relu') {
+      if (!plan.foldedRelu.has(n)) throw new TypeError(`node ${n.name}: Relu is only supported as the sole reader of a Conv or Gemm output, and not as the graph output`);
+    } else {
+      throw new TypeError(`node ${n.name}: ${n.opType} is not supported by the INT8 quantizer (Conv, Gemm, Relu, MaxPool, AveragePool, Flatten are)`);
     }
   }
   return plan;
@@ -111,6 +141,7 @@ function qdqGraph(graph: onnx.IGraphProto, plan: QuantizationPlan, ranges: Map<s
   const nodes: onnx.INodeProto[] = [];
   const initializers: onnx.TensorProto[] = [];
   const scales = new Map<string, number>();
+  const quantized = new Set<string>();
 
   /** Q → DQ pair on activation `name` (its own scale, or the one it shares). */
   const quantizeActivation = (name: string) => {
@@ -123,20 +154,26 @@ function qdqGraph(graph: onnx.IGraphProto, plan: QuantizationPlan, ranges: Map<s
     const params = [`${owner}_scale`, `${owner}_zero_point`];
     nodes.push(node('QuantizeLinear', [name, ...params], [`${name}_quantized`], `${name}_QuantizeLinear`));
     nodes.push(node('DequantizeLinear', [`${name}_quantized`, ...params], [`${name}_dequantized`], `${name}_DequantizeLinear`));
+    quantized.add(name);
+  };
+  /** The dequantized form of node `n`'s data input `x`, which must have been quantized. */
+  const dequantized = (n: onnx.INodeProto, x: string) => {
+    if (!quantized.has(x)) throw new TypeError(`node ${n.name}: input ${x} is not a quantized activation (the graph input, or the output of a quantized node)`);
+    return `${x}_dequantized`;
   };
   const scaleOf = (name: string) => scales.get(plan.sharesScaleWith.get(name) ?? name)!;
 
-  quantizeActivation(graph.input![0]!.name!);
+  quantizeActivation(plan.input.name!);
   for (const n of graph.node!) {
     if (plan.foldedRelu.has(n)) continue;
     const [x, w, b] = n.input!;
     const output = plan.rename.get(n.output![0]!) ?? n.output![0]!;
     if (n.opType === 'Conv' || n.opType === 'Gemm') {
+      const inputs = [dequantized(n, x!), `${w}_dequantized`];
       const weight = weights.get(w!);
       if (!weight) throw new TypeError(`node ${n.name}: weight ${w} is not an initializer`);
       const limit = reduceRange ? 63 : weightLimit(ranges.get(plan.sharesScaleWith.get(x!) ?? x!)!);
       const weightScales = quantizeWeight(weight, limit, initializers, nodes);
-      const inputs = [`${x}_dequantized`, `${w}_dequantized`];
       if (b) {
         const bias = weights.get(b);
         if (!bias) throw new TypeError(`node ${n.name}: bias ${b} is not an initializer`);
@@ -146,11 +183,11 @@ function qdqGraph(graph: onnx.IGraphProto, plan: QuantizationPlan, ranges: Map<s
       nodes.push({ ...n, input: inputs, output: [output] });
       if (plan.calibrated.has(output)) quantizeActivation(output);
     } else {
-      nodes.push({ ...n, input: [`${x}_dequantized`, ...n.input!.slice(1)] });
+      nodes.push({ ...n, input: [dequantized(n, x!), ...n.input!.slice(1)] });
       quantizeActivation(output);
     }
   }
-  return { name: graph.name, node: nodes, initializer: initializers, input: graph.input, output: graph.output };
+  return { name: graph.name, node: nodes, initializer: initializers, input: [plan.input], output: graph.output };
 }
 
 /**
