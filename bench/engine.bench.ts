@@ -7,7 +7,7 @@ import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { IMAGENET_SPEC as IMAGENET, ImagePreprocessor, writeNormalized, type PreprocessedImage } from '@visionq/imaging';
-import { InferenceEngine, ModelRegistry, readModelFolder } from '@visionq/inference';
+import { InferenceEngine, ModelRegistry, onnxSessionOptions, readModelFolder, type SessionSettings } from '@visionq/inference';
 import { createLogger } from '@visionq/observability';
 import { quantizeClassifier, quantizeVgg, writeVggModelFolder } from '@visionq/vgg-builder';
 import type { BenchResult } from './main';
@@ -17,10 +17,12 @@ const WORK_DIR = join(ROOT, '.cache', 'bench-engine');
 const PHOTOS = join(ROOT, 'test', 'fixtures', 'photos');
 const FASHION = join(ROOT, 'test', 'fixtures', 'fashion-mnist');
 const IMAGE_SIZE = 3 * 224 * 224;
+/** The engine's defaults on this machine: CPU, one intra-op thread per available CPU. */
+const CPU: SessionSettings = { providers: ['cpu'] };
 /** Images per measured round at each batch size: enough runs to average, few enough for 10 minutes. */
 const IMAGES_PER_ROUND: Record<number, number> = { 1: 8, 8: 24, 16: 32 };
 /** Rounds per comparison; the two paths alternate, each going first every other round. */
-const ROUNDS = 4;
+const ROUNDS = 6;
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -32,7 +34,7 @@ export async function runEngineBench(): Promise<BenchResult> {
   try {
     const images = await fixtureImages();
     figures.images = images.length;
-    figures.cpu_threads = 'onnxruntime default (one per core)';
+    figures.intra_op_threads = onnxSessionOptions(CPU).intraOpNumThreads!;
 
     let started = Date.now();
     const fp32Dir = join(WORK_DIR, 'models', 'vgg16');
@@ -40,18 +42,19 @@ export async function runEngineBench(): Promise<BenchResult> {
     figures.vgg16_build_s = seconds(started);
     log(`built VGG16 fp32 in ${figures.vgg16_build_s} s`);
 
-    const raw = await ort.InferenceSession.create(join(fp32Dir, 'model.onnx'), { graphOptimizationLevel: 'all' });
+    // Both paths get the very same onnxruntime options: the ratio is the engine's own cost.
+    const raw = await ort.InferenceSession.create(join(fp32Dir, 'model.onnx'), onnxSessionOptions(CPU));
     const logger = createLogger({ silent: true });
-    const registry = await ModelRegistry.load(join(WORK_DIR, 'models'), { providers: ['cpu'] }, { logger });
+    const registry = await ModelRegistry.load(join(WORK_DIR, 'models'), CPU, { logger });
     try {
       for (const batch of [1, 8, 16]) {
         const engine = new InferenceEngine(registry, { batching: { maxBatchSize: batch, maxQueueDelayMs: 5, preferredBatchSizes: [] }, warmup: true, logger });
         await engine.start();
         await rawThroughput(raw, images, batch, batch);
         const count = IMAGES_PER_ROUND[batch]!;
-        const { a: rawIps, b: engineIps, ratio } = await sideBySide(
-          () => rawThroughput(raw, images, batch, count),
+        const { a: engineIps, b: rawIps, ratio } = await sideBySide(
           () => engineThroughput(engine, images, count),
+          () => rawThroughput(raw, images, batch, count),
           count,
         );
         await engine.stop();
@@ -69,7 +72,7 @@ export async function runEngineBench(): Promise<BenchResult> {
     const calibration = images.map((image) => normalized([image]));
     const int8Bytes = await quantizeVgg(fp32Bytes, calibration);
     figures.vgg16_int8_quantize_s = seconds(started);
-    const int8 = await ort.InferenceSession.create(int8Bytes, { graphOptimizationLevel: 'all' });
+    const int8 = await ort.InferenceSession.create(int8Bytes, onnxSessionOptions(CPU));
     try {
       const agreement = await compareOutputs(raw, int8, images.map((image) => normalized([image])), 224);
       figures.int8_top1_agreement = round3(agreement.top1);
@@ -144,7 +147,8 @@ function normalized(images: PreprocessedImage[]): Float32Array {
 /**
  * Times `a` and `b` (each returns seconds for `count` images) over ROUNDS rounds, taking
  * turns at going first so that drift and leftover load hit both alike. Returns each
- * one's throughput over all rounds and the median of the per-round ratios a/b.
+ * one's throughput (images/s) over all rounds and the median over rounds of
+ * throughput(a) / throughput(b).
  */
 async function sideBySide(a: () => Promise<number>, b: () => Promise<number>, count: number) {
   let totalA = 0;
@@ -163,6 +167,7 @@ async function sideBySide(a: () => Promise<number>, b: () => Promise<number>, co
     totalA += secondsA;
     totalB += secondsB;
     roundRatios.push(secondsB / secondsA);
+    log(`  round ${round + 1}: ${(count / secondsA).toFixed(3)} vs ${(count / secondsB).toFixed(3)} images/s`);
   }
   roundRatios.sort((x, y) => x - y);
   const mid = roundRatios.length / 2;
@@ -226,8 +231,8 @@ async function fashionInt8Agreement() {
     inputs.push(tensor);
   }
   const fp32Bytes = await readFile(folder.modelPath);
-  const fp32 = await ort.InferenceSession.create(fp32Bytes);
-  const int8 = await ort.InferenceSession.create(await quantizeClassifier(fp32Bytes, inputs.slice(150)));
+  const fp32 = await ort.InferenceSession.create(fp32Bytes, onnxSessionOptions(CPU));
+  const int8 = await ort.InferenceSession.create(await quantizeClassifier(fp32Bytes, inputs.slice(150)), onnxSessionOptions(CPU));
   try {
     return { ...(await compareOutputs(fp32, int8, inputs.slice(0, 150), 224)), images: 150 };
   } finally {

@@ -57,7 +57,7 @@ export const VARIABLES = {
   DEFAULT_MODEL: { schema: z.string().min(1), default: 'fashion-vgg', path: 'models.defaultModel', doc: 'Model used when a request names none.' },
   EXECUTION_PROVIDERS: { schema: providerList, default: 'cpu', path: 'inference.providers', doc: 'Comma list tried in order: `tensorrt`, `cuda`, `cpu`. CPU is the fallback when a provider cannot load.' },
   CUDA_DEVICE_ID: { schema: int(0), default: '0', path: 'inference.deviceId', doc: 'GPU used by the CUDA and TensorRT providers.' },
-  INTRA_OP_THREADS: { schema: int(0, 1024), default: '0', path: 'inference.intraOpThreads', doc: 'onnxruntime threads inside one operator; 0 = one per core.' },
+  INTRA_OP_THREADS: { schema: int(0, 1024), default: '0', path: 'inference.intraOpThreads', doc: 'onnxruntime threads inside one operator; 0 = one per CPU available to the process.' },
   INTER_OP_THREADS: { schema: int(0, 1024), default: '0', path: 'inference.interOpThreads', doc: 'onnxruntime threads across operators; 0 = onnxruntime default.' },
   GRAPH_OPTIMIZATION: { schema: z.enum(['disabled', 'basic', 'extended', 'all']), default: 'all', path: 'inference.graphOptimization', doc: 'onnxruntime graph optimisation level.' },
   WARMUP: { schema: bool, default: 'true', path: 'inference.warmup', doc: 'Run each preferred batch size once when a model loads.' },

@@ -12,6 +12,7 @@ export { ModelSession } from './model-session';
 export type { SessionOutput } from './model-session';
 export { softmaxInPlace, topK } from './postprocess';
 export type { Prediction } from './postprocess';
+export { onnxSessionOptions } from './session-settings';
 export type { ExecutionProviderName, SessionSettings } from './session-settings';
 export { ImageClassifier, imageError } from './image-classifier';
 export type { ImageResult } from './image-classifier';

@@ -7,7 +7,7 @@
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import type { CreatedReply, SessionReply, SessionRequest, TensorInfo } from './session-protocol';
-import type { ExecutionProviderName, SessionSettings } from './session-settings';
+import { onnxSessionOptions, type ExecutionProviderName, type SessionSettings } from './session-settings';
 
 if (!parentPort) throw new Error('session.worker must run in a worker thread');
 const port = parentPort;
@@ -63,12 +63,7 @@ async function create(modelPath: string, settings: SessionSettings): Promise<Cre
   for (let i = 0; i < providers.length; i++) {
     const chain = providers.slice(i);
     try {
-      session = await ort.InferenceSession.create(modelPath, {
-        executionProviders: chain.map((name) => providerConfig(name, settings.deviceId ?? 0)),
-        intraOpNumThreads: settings.intraOpThreads ?? 0,
-        interOpNumThreads: settings.interOpThreads ?? 0,
-        graphOptimizationLevel: settings.graphOptimization ?? 'all',
-      });
+      session = await ort.InferenceSession.create(modelPath, onnxSessionOptions(settings, chain));
       return { kind: 'created', provider: chain[0]!, fallbacks, inputs: describe(session.inputMetadata), outputs: describe(session.outputMetadata) };
     } catch (err) {
       if (chain[0] === 'cpu') throw err;
@@ -76,10 +71,6 @@ async function create(modelPath: string, settings: SessionSettings): Promise<Cre
     }
   }
   throw new Error('no execution provider could load the model');
-}
-
-function providerConfig(name: ExecutionProviderName, deviceId: number): ort.InferenceSession.ExecutionProviderConfig {
-  return name === 'cpu' ? 'cpu' : { name, deviceId };
 }
 
 function describe(metadata: readonly ort.InferenceSession.ValueMetadata[]): TensorInfo[] {
