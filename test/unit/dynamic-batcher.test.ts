@@ -59,6 +59,7 @@ describe('DynamicBatcher', function () {
       [{ maxBatchSize: 8, preferredBatchSizes: [0] }, RangeError, /preferredBatchSizes\[0\]/],
       [{ maxBatchSize: 8, preferredBatchSizes: 4 as unknown as number[] }, TypeError, /preferredBatchSizes/],
       [{ maxBatchSize: 8, maxConcurrentBatches: 0 }, RangeError, /maxConcurrentBatches/],
+      [{ maxBatchSize: 8, maxBatchesAhead: -1 }, RangeError, /maxBatchesAhead/],
       [{ maxBatchSize: 8, maxQueueSize: 0 }, RangeError, /maxQueueSize/],
     ];
     for (const [options, type, message] of bad) {
@@ -196,6 +197,31 @@ describe('DynamicBatcher', function () {
     calls[0].release();
     calls[2].release();
     expect(await Promise.all(results)).to.deep.equal([1, 2, 3, 4, 5, 6]);
+  });
+
+  it('sends full batches ahead while one runs, never partial ones', async () => {
+    const { handler, calls, sizes } = manualHandler((x: number) => x * 10);
+    const batcher = new DynamicBatcher(handler, { maxBatchSize: 3, maxBatchesAhead: 1, maxQueueDelayMs: 20 });
+    const first = batcher.enqueue(1);
+    await tick();
+    expect(sizes(), 'a partial batch goes once the slot is free and its delay is over').to.deep.equal([]);
+    await waitFor(() => calls.length === 1, 'the first batch');
+    const rest = [2, 3, 4, 5, 6, 7, 8].map((x) => batcher.enqueue(x));
+    // While [1] runs: [2,3,4] is full and goes ahead; [5,6,7] would be a second one ahead: it waits.
+    expect(sizes()).to.deep.equal([1, 3]);
+    await sleep(40);
+    expect(sizes(), 'the partial [8] waits while the model is busy, whatever its delay').to.deep.equal([1, 3]);
+    calls[0].release();
+    await waitFor(() => calls.length === 3, 'the next full batch');
+    expect(calls[2].items).to.deep.equal([5, 6, 7]);
+    calls[1].release();
+    await sleep(5);
+    expect(sizes(), '[5,6,7] still runs: [8] keeps waiting').to.deep.equal([1, 3, 3]);
+    calls[2].release();
+    await waitFor(() => calls.length === 4, 'the partial batch');
+    expect(calls[3].items).to.deep.equal([8]);
+    calls[3].release();
+    expect(await Promise.all([first, ...rest])).to.deep.equal([10, 20, 30, 40, 50, 60, 70, 80]);
   });
 
   it('rejects only the failing batch with the handler error, and goes on', async () => {

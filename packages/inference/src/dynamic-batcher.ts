@@ -13,6 +13,7 @@ import { ErrorCode, UnavailableError, VisionqError } from '@visionq/errors';
  *   item has waited maxQueueDelayMs (or stop() was called): min(queued, maxBatchSize) go, or
  *   (c) a preferred size can be formed: the largest preferred size <= queued goes.
  *   Items enqueued in the same turn of the event loop are considered together.
+ *   With maxBatchesAhead, full batches (only) may also go while all slots are busy.
  * - A handler error rejects every item of that batch with that error, nothing else.
  * - After stop(), enqueue rejects with UnavailableError; queued items still run, at once.
  */
@@ -25,6 +26,13 @@ export interface DynamicBatcherOptions {
   preferredBatchSizes?: number[];
   /** Handler calls running at once; 1 for one inference session. Default 1. */
   maxConcurrentBatches?: number;
+  /**
+   * Full batches handed to the handler ahead, beyond maxConcurrentBatches, so that under
+   * load the model starts its next batch the moment one ends instead of waiting for a
+   * round trip through this thread. Partial batches are never sent ahead: while the
+   * model is busy they keep waiting to fill. Default 0.
+   */
+  maxBatchesAhead?: number;
   /** Items waiting (not yet in a batch) beyond which enqueue rejects with UnavailableError. Default Infinity. */
   maxQueueSize?: number;
 }
@@ -48,6 +56,7 @@ export class DynamicBatcher<I, O> {
   /** Descending, without duplicates. */
   private readonly preferred: number[];
   private readonly maxConcurrentBatches: number;
+  private readonly maxBatchesAhead: number;
   private readonly maxQueueSize: number;
 
   private readonly queue: Entry<I, O>[] = [];
@@ -68,6 +77,7 @@ export class DynamicBatcher<I, O> {
     this.maxBatchSize = checkNumber('maxBatchSize', options.maxBatchSize, 1, Infinity, true);
     this.maxQueueDelayMs = checkNumber('maxQueueDelayMs', options.maxQueueDelayMs ?? 0, 0, MAX_TIMER_MS, false);
     this.maxConcurrentBatches = checkNumber('maxConcurrentBatches', options.maxConcurrentBatches ?? 1, 1, Infinity, true);
+    this.maxBatchesAhead = checkNumber('maxBatchesAhead', options.maxBatchesAhead ?? 0, 0, Infinity, true);
     const maxQueueSize = options.maxQueueSize ?? Infinity;
     this.maxQueueSize = maxQueueSize === Infinity ? Infinity : checkNumber('maxQueueSize', maxQueueSize, 1, Infinity, true);
     const preferred = options.preferredBatchSizes ?? [];
@@ -119,10 +129,16 @@ export class DynamicBatcher<I, O> {
 
   /** Sends every batch the rules allow now, then arms the timer for the oldest item if needed. */
   private dispatch(): void {
-    while (this.runningBatches < this.maxConcurrentBatches && this.queue.length > 0) {
-      const size = this.nextBatchSize();
-      if (size === 0) break;
-      void this.run(this.queue.splice(0, size));
+    while (this.queue.length > 0) {
+      if (this.runningBatches < this.maxConcurrentBatches) {
+        const size = this.nextBatchSize();
+        if (size === 0) break;
+        void this.run(this.queue.splice(0, size));
+      } else if (this.runningBatches < this.maxConcurrentBatches + this.maxBatchesAhead && this.queue.length >= this.maxBatchSize) {
+        void this.run(this.queue.splice(0, this.maxBatchSize));
+      } else {
+        break;
+      }
     }
     this.armTimer();
   }

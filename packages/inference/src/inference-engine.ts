@@ -42,6 +42,9 @@ export class InferenceEngine {
           maxBatchSize,
           maxQueueDelayMs: options.batching.maxQueueDelayMs,
           preferredBatchSizes: options.batching.preferredBatchSizes.filter((n) => n <= maxBatchSize),
+          // One batch runs in the session thread; one full batch waits there behind it.
+          maxConcurrentBatches: 1,
+          maxBatchesAhead: 1,
         }),
       );
     }
