@@ -42,9 +42,11 @@ export class InferenceEngine {
           maxBatchSize,
           maxQueueDelayMs: options.batching.maxQueueDelayMs,
           preferredBatchSizes: options.batching.preferredBatchSizes.filter((n) => n <= maxBatchSize),
-          // One batch runs in the session thread; one full batch waits there behind it.
           maxConcurrentBatches: 1,
-          maxBatchesAhead: 1,
+          // On a GPU a full batch waits in the session thread behind the running one, so
+          // the device never idles for a round trip. On the CPU the model already uses
+          // every core: filling the next batch meanwhile would slow the running one.
+          maxBatchesAhead: model.session.provider === 'cpu' ? 0 : 1,
         }),
       );
     }
