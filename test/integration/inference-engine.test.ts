@@ -129,6 +129,22 @@ describe('model session thread', function () {
     }
   });
 
+  it('fails runs at once, not never, when its thread has died', async () => {
+    const dir = await writeModel(models.dir);
+    const session = await ModelSession.create(`${dir}/model.onnx`, cpu);
+    const inFlight = session.run('input', new Float32Array(3 * 224 * 224), [1, 3, 224, 224], 'logits');
+    // What a crashed thread looks like from outside: it exits.
+    await (session as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+    for (const run of [inFlight, session.run('input', new Float32Array(3 * 224 * 224), [1, 3, 224, 224], 'logits')]) {
+      await run.then(
+        () => expect.fail('ran on a dead thread'),
+        (err) => expect(err).to.be.instanceOf(UnavailableError).with.property('message').that.contains('exited'),
+      );
+    }
+    expect(session.alive).to.equal(false);
+    await session.release();
+  });
+
   it('reports a failed run as inference_failed and keeps serving', async () => {
     const dir = await writeModel(models.dir);
     const session = await ModelSession.create(`${dir}/model.onnx`, cpu);

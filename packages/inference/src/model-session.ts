@@ -27,7 +27,8 @@ export class ModelSession {
   private readonly pending = new Map<number, PendingRun>();
   private nextId = 1;
   private released?: Promise<void>;
-  private exitError?: Error;
+  /** Why the thread is gone: set when it exits or fails; runs then fail at once. */
+  private gone?: Error;
 
   private constructor(private readonly worker: Worker, created: CreatedReply) {
     this.provider = created.provider;
@@ -35,8 +36,8 @@ export class ModelSession {
     this.inputs = created.inputs;
     this.outputs = created.outputs;
     worker.on('message', (message: SessionReply) => this.onMessage(message));
-    worker.on('error', (err) => this.failAll(err));
-    worker.on('exit', () => this.failAll(this.exitError ?? new UnavailableError('session thread exited')));
+    worker.on('error', (err) => this.end(new UnavailableError(`session thread failed: ${err.message}`)));
+    worker.on('exit', (code) => this.end(new UnavailableError(`session thread exited with code ${code}`)));
   }
 
   /** Loads `modelPath` in a new thread with the first provider of `settings` that loads. */
@@ -71,7 +72,7 @@ export class ModelSession {
    * session thread: the caller must not use `input` afterwards.
    */
   run(inputName: string, input: Float32Array, dims: number[], outputName: string): Promise<SessionOutput> {
-    if (this.released) return Promise.reject(new UnavailableError('session released'));
+    if (this.gone) return Promise.reject(this.gone);
     const id = this.nextId++;
     return new Promise<SessionOutput>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
@@ -79,6 +80,11 @@ export class ModelSession {
       const request: SessionRequest = { kind: 'run', id, inputName, outputName, input: buffer, dims };
       this.worker.postMessage(request, [buffer]);
     });
+  }
+
+  /** False once the session was released or its thread died: every run then fails. */
+  get alive(): boolean {
+    return this.gone === undefined;
   }
 
   /** Runs currently waiting or executing. */
@@ -92,21 +98,23 @@ export class ModelSession {
   }
 
   private async shutdown(): Promise<void> {
-    this.exitError = new UnavailableError('session released');
+    const threadRunning = this.alive;
+    this.end(new UnavailableError('session released'));
     try {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 5_000);
-        this.worker.on('message', (m: SessionReply) => {
-          if (m.kind === 'released') {
+      // Let onnxruntime free the session in its own thread; a stuck thread gets 5 s.
+      if (threadRunning) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 5_000);
+          this.worker.on('message', (m: SessionReply) => {
+            if (m.kind !== 'released') return;
             clearTimeout(timer);
             resolve();
-          }
+          });
+          this.worker.postMessage({ kind: 'release' } satisfies SessionRequest);
         });
-        this.worker.postMessage({ kind: 'release' } satisfies SessionRequest);
-      });
+      }
     } finally {
       await this.worker.terminate();
-      this.failAll(this.exitError);
     }
   }
 
@@ -119,8 +127,10 @@ export class ModelSession {
     else run.reject(new VisionqError(ErrorCode.InferenceFailed, `inference failed: ${message.message}`));
   }
 
-  private failAll(err: Error): void {
-    for (const run of this.pending.values()) run.reject(err);
+  /** Marks the session gone (the first reason wins) and fails every pending run. */
+  private end(reason: Error): void {
+    this.gone ??= reason;
+    for (const run of this.pending.values()) run.reject(this.gone);
     this.pending.clear();
   }
 }
