@@ -97,25 +97,16 @@ export class ModelSession {
     return this.released;
   }
 
+  /**
+   * The thread finishes the run in progress, releases the session and ends itself. It is
+   * never terminated from outside: that aborts the process if onnxruntime is mid-run.
+   */
   private async shutdown(): Promise<void> {
-    const threadRunning = this.alive;
+    if (!this.alive) return;
+    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    this.worker.postMessage({ kind: 'release' } satisfies SessionRequest);
     this.end(new UnavailableError('session released'));
-    try {
-      // Let onnxruntime free the session in its own thread; a stuck thread gets 5 s.
-      if (threadRunning) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, 5_000);
-          this.worker.on('message', (m: SessionReply) => {
-            if (m.kind !== 'released') return;
-            clearTimeout(timer);
-            resolve();
-          });
-          this.worker.postMessage({ kind: 'release' } satisfies SessionRequest);
-        });
-      }
-    } finally {
-      await this.worker.terminate();
-    }
+    await exited;
   }
 
   private onMessage(message: SessionReply): void {

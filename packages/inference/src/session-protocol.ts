@@ -28,6 +28,7 @@ export interface RunRequest {
   dims: number[];
 }
 
+/** `release` frees the session, after any run in progress, and ends the thread. */
 export type SessionRequest = CreateRequest | RunRequest | { kind: 'release' };
 
 export interface CreatedReply {
@@ -50,5 +51,4 @@ export type SessionReply =
   | CreatedReply
   | RunReply
   | { kind: 'create_failed'; message: string }
-  | { kind: 'run_failed'; id: number; message: string }
-  | { kind: 'released' };
+  | { kind: 'run_failed'; id: number; message: string };

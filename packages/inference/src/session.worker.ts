@@ -46,7 +46,9 @@ async function handle(request: SessionRequest): Promise<void> {
         await session?.release();
       } finally {
         session = undefined;
-        reply({ kind: 'released' });
+        // Ends this thread from inside, between runs: terminating it from outside while
+        // onnxruntime is in native code aborts the whole process.
+        port.close();
       }
       return;
   }
