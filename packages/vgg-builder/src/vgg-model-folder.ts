@@ -1,5 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { IMAGENET_SPEC, type PreprocessSpec } from '@visionq/imaging';
 import { buildVgg, VGG_INPUT_NAME, VGG_OUTPUT_NAME } from './vgg-builder';
 import { resolveVggOptions, VGG_INPUT_SIZE, type VggOptions } from './vgg-config';
 
@@ -30,12 +31,12 @@ export interface VggManifest {
   input: { name: string; layout: 'NCHW'; height: number; width: number; channels: 3 };
   output: { name: string; activation: 'softmax' };
   preprocess: {
-    resize_mode: 'shorter_side';
+    resize_mode: PreprocessSpec['resizeMode'];
     resize_size: number;
-    mean: [number, number, number];
-    std: [number, number, number];
+    mean: PreprocessSpec['mean'];
+    std: PreprocessSpec['std'];
     scale: number;
-    channel_order: 'RGB';
+    channel_order: PreprocessSpec['channelOrder'];
   };
   labels: string;
 }
@@ -62,12 +63,12 @@ export async function writeVggModelFolder(dir: string, options: VggModelFolderOp
     input: { name: VGG_INPUT_NAME, layout: 'NCHW', height: VGG_INPUT_SIZE, width: VGG_INPUT_SIZE, channels: 3 },
     output: { name: VGG_OUTPUT_NAME, activation: 'softmax' },
     preprocess: {
-      resize_mode: 'shorter_side',
-      resize_size: 256,
-      mean: [0.485, 0.456, 0.406],
-      std: [0.229, 0.224, 0.225],
-      scale: 255,
-      channel_order: 'RGB',
+      resize_mode: IMAGENET_SPEC.resizeMode,
+      resize_size: IMAGENET_SPEC.resizeSize,
+      mean: IMAGENET_SPEC.mean,
+      std: IMAGENET_SPEC.std,
+      scale: IMAGENET_SPEC.scale,
+      channel_order: IMAGENET_SPEC.channelOrder,
     },
     labels: 'labels.txt',
   };
