@@ -185,6 +185,27 @@ describe('DynamicBatcher', function () {
     await batcher.stop();
   });
 
+  it('sends urgent items ahead of waiting normal ones, in their own arrival order', async () => {
+    const { handler, calls } = manualHandler((x: number) => x);
+    const batcher = new DynamicBatcher(handler, { maxBatchSize: 2, maxQueueDelayMs: NEVER });
+    const results = [batcher.enqueue(1), batcher.enqueue(2), batcher.enqueue(3), batcher.enqueue(4), batcher.enqueue(5)];
+    results.push(batcher.enqueue(100, { urgent: true }), batcher.enqueue(101, { urgent: true }));
+    expect(calls[0].items).to.deep.equal([1, 2]); // already running
+    calls[0].release();
+    await waitFor(() => calls.length === 2, 'the second batch');
+    expect(calls[1].items).to.deep.equal([100, 101]);
+    calls[1].release();
+    await waitFor(() => calls.length === 3, 'the third batch');
+    expect(calls[2].items).to.deep.equal([3, 4]);
+    calls[2].release();
+    const stopped = batcher.stop(); // flushes the lone 5 at once
+    await waitFor(() => calls.length === 4, 'the last batch');
+    expect(calls[3].items).to.deep.equal([5]);
+    calls[3].release();
+    await stopped;
+    expect(await Promise.all(results)).to.deep.equal([1, 2, 3, 4, 5, 100, 101]);
+  });
+
   it('runs at most maxConcurrentBatches batches at once', async () => {
     const { handler, calls, sizes } = manualHandler((x: number) => x);
     const batcher = new DynamicBatcher(handler, { maxBatchSize: 2, maxConcurrentBatches: 2, maxQueueDelayMs: NEVER });

@@ -33,6 +33,61 @@ export interface Config {
     maxImageBytes: number;
     maxImagePixels: number;
   };
+  server: {
+    /** Gateway HTTP port. */
+    port: number;
+    /** Largest JSON request body, bytes. */
+    maxJsonBytes: number;
+  };
+  redis: {
+    url: string;
+    /** Prefix of every queue and task key: deployments (and test runs) sharing one Redis stay apart. */
+    prefix: string;
+  };
+  store: {
+    kind: 'local' | 's3';
+    /** Root of the local store: bucket `b` is the folder `<dataDir>/b`. */
+    dataDir: string;
+    /** Empty: AWS's endpoint for the region. */
+    s3Endpoint: string;
+    s3Region: string;
+    s3ForcePathStyle: boolean;
+    /** Both empty: the AWS SDK's default credential chain. */
+    s3AccessKeyId: string;
+    s3SecretAccessKey: string;
+    /** Buckets a task may read or write; `*` allows every bucket. */
+    allowedBuckets: string[];
+    /** Where uploaded images go: `s3://bucket/prefix/`. */
+    uploadsUri: string;
+    /** Where result parts go when a task names no `output`. */
+    resultsUri: string;
+  };
+  tasks: {
+    /** Images per chunk, the unit of work sharing and of retry. */
+    chunkSize: number;
+    /** Most images one request may list (or upload). */
+    maxImages: number;
+    /** Objects listed per page of a `source` prefix. */
+    listPageSize: number;
+    /** Tasks with at most this many images get their results inline in `GET /tasks/:id`. */
+    inlineResultsLimit: number;
+    predictTimeoutMs: number;
+    /** How long a task record (and its idempotency key) is kept after it is created. */
+    retentionSeconds: number;
+    /** Tries of one chunk before its task fails (store or Redis faults; bad images never retry). */
+    chunkAttempts: number;
+  };
+  worker: {
+    /** Chunks one worker holds at once; their images share batches. */
+    chunkConcurrency: number;
+    /** Object fetches in flight per worker. */
+    fetchConcurrency: number;
+    /** A chunk whose lock is not renewed for this long is taken for stalled and handed to another worker. */
+    lockDurationMs: number;
+    stalledIntervalMs: number;
+    /** Models this worker serves; empty: every model in MODELS_DIR. */
+    models: string[];
+  };
 }
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
@@ -41,6 +96,8 @@ const intList = z
   .string()
   .transform((s) => s.split(',').map((p) => p.trim()).filter((p) => p.length > 0))
   .pipe(z.array(z.string().regex(/^\d+$/, 'expected positive integers').transform(Number).pipe(z.number().int().min(1))));
+const list = z.string().transform((s) => s.split(',').map((p) => p.trim()).filter((p) => p.length > 0));
+const folderUri = z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/(.+\/)?$/, 'expected s3://bucket/prefix/ (ending in /)');
 const providerList = z
   .string()
   .transform((s) => s.split(',').map((p) => p.trim().toLowerCase()).filter((p) => p.length > 0))
@@ -66,6 +123,32 @@ export const VARIABLES = {
   PREFERRED_BATCH_SIZES: { schema: intList, default: '', path: 'batching.preferredBatchSizes', doc: 'Comma list of batch sizes the batcher aims for (and warms up); empty = max batch size.' },
   MAX_IMAGE_BYTES: { schema: int(1), default: String(50 * 1024 * 1024), path: 'imaging.maxImageBytes', doc: 'Larger inputs fail with `image_too_large` before decoding.' },
   MAX_IMAGE_PIXELS: { schema: int(1), default: String(100_000_000), path: 'imaging.maxImagePixels', doc: 'Images whose header claims more pixels fail with `image_too_large` before decoding.' },
+  PORT: { schema: int(1, 65535), default: '8080', path: 'server.port', doc: 'Gateway HTTP port.' },
+  MAX_JSON_BYTES: { schema: int(1), default: String(1024 * 1024), path: 'server.maxJsonBytes', doc: 'Largest JSON request body; larger ones get 413.' },
+  REDIS_URL: { schema: z.string().regex(/^rediss?:\/\//, 'expected redis://host:port'), default: 'redis://127.0.0.1:6379', path: 'redis.url', doc: 'Redis holding the queues and task records.' },
+  REDIS_PREFIX: { schema: z.string().regex(/^[A-Za-z0-9_-]+$/), default: 'visionq', path: 'redis.prefix', doc: 'Prefix of every queue and key, so deployments can share one Redis.' },
+  STORE: { schema: z.enum(['local', 's3']), default: 'local', path: 'store.kind', doc: '`local`: a folder per bucket under `DATA_DIR`; `s3`: any S3-compatible endpoint.' },
+  DATA_DIR: { schema: z.string().min(1), default: 'data', path: 'store.dataDir', doc: 'Root of the local store: `s3://b/k` is the file `DATA_DIR/b/k`.' },
+  S3_ENDPOINT: { schema: z.union([z.literal(''), z.url()]), default: '', path: 'store.s3Endpoint', doc: 'S3-compatible endpoint (MinIO, …); empty = AWS.' },
+  S3_REGION: { schema: z.string().min(1), default: 'us-east-1', path: 'store.s3Region', doc: 'S3 region.' },
+  S3_FORCE_PATH_STYLE: { schema: bool, default: 'false', path: 'store.s3ForcePathStyle', doc: 'Address buckets as `endpoint/bucket` (MinIO and most S3-compatible servers need `true`).' },
+  S3_ACCESS_KEY_ID: { schema: z.string(), default: '', path: 'store.s3AccessKeyId', doc: 'With `S3_SECRET_ACCESS_KEY`; both empty = the AWS SDK default credential chain.' },
+  S3_SECRET_ACCESS_KEY: { schema: z.string(), default: '', path: 'store.s3SecretAccessKey', doc: 'Secret for `S3_ACCESS_KEY_ID`.' },
+  ALLOWED_BUCKETS: { schema: list.pipe(z.array(z.string().regex(/^(\*|[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])$/)).min(1)), default: 'visionq', path: 'store.allowedBuckets', doc: 'Comma list of buckets tasks may read and write; `*` = any.' },
+  UPLOADS_URI: { schema: folderUri, default: 's3://visionq/uploads/', path: 'store.uploadsUri', doc: 'Where uploaded images are stored.' },
+  RESULTS_URI: { schema: folderUri, default: 's3://visionq/results/', path: 'store.resultsUri', doc: 'Where results go when a task names no `output`.' },
+  CHUNK_SIZE: { schema: int(1, 10_000), default: '64', path: 'tasks.chunkSize', doc: 'Images per chunk: the unit workers share and retry.' },
+  MAX_TASK_IMAGES: { schema: int(1), default: '10000', path: 'tasks.maxImages', doc: 'Most images one request may list or upload (a `source` prefix has no limit).' },
+  LIST_PAGE_SIZE: { schema: int(1, 1000), default: '1000', path: 'tasks.listPageSize', doc: 'Objects listed per page of a `source` prefix.' },
+  INLINE_RESULTS_LIMIT: { schema: int(0, 10_000), default: '100', path: 'tasks.inlineResultsLimit', doc: 'Finished tasks of at most this many images show their results in `GET /tasks/:id`.' },
+  PREDICT_TIMEOUT_MS: { schema: int(1), default: '30000', path: 'tasks.predictTimeoutMs', doc: '`POST /predict` answers 504 with the task id after this long.' },
+  TASK_RETENTION_S: { schema: int(60), default: String(7 * 24 * 3600), path: 'tasks.retentionSeconds', doc: 'Task records and idempotency keys expire this long after submission.' },
+  CHUNK_ATTEMPTS: { schema: int(1, 100), default: '5', path: 'tasks.chunkAttempts', doc: 'Tries of a chunk on store or Redis faults, with exponential backoff, before its task fails.' },
+  WORKER_CONCURRENCY: { schema: int(1, 256), default: '4', path: 'worker.chunkConcurrency', doc: 'Chunks one worker processes at once; their images share batches.' },
+  FETCH_CONCURRENCY: { schema: int(1, 1024), default: '16', path: 'worker.fetchConcurrency', doc: 'Object fetches in flight per worker.' },
+  LOCK_DURATION_MS: { schema: int(1000), default: '60000', path: 'worker.lockDurationMs', doc: 'A chunk whose worker stops renewing its lock this long is handed to another worker.' },
+  STALLED_INTERVAL_MS: { schema: int(1000), default: '30000', path: 'worker.stalledIntervalMs', doc: 'How often workers look for chunks whose worker died.' },
+  WORKER_MODELS: { schema: list, default: '', path: 'worker.models', doc: 'Comma list of models a worker serves; empty = every model in `MODELS_DIR`.' },
 } as const;
 
 export type VariableName = keyof typeof VARIABLES;

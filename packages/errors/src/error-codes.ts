@@ -12,6 +12,7 @@ export enum ErrorCode {
   // Requests.
   InvalidRequest = 'invalid_request',
   InvalidArgument = 'invalid_argument',
+  UnsupportedOption = 'unsupported_option',
   ModelNotFound = 'model_not_found',
   NotFound = 'not_found',
   Conflict = 'conflict',
@@ -36,6 +37,7 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   [ErrorCode.ImageNotFound]: 404,
   [ErrorCode.InvalidRequest]: 400,
   [ErrorCode.InvalidArgument]: 400,
+  [ErrorCode.UnsupportedOption]: 400,
   [ErrorCode.ModelNotFound]: 404,
   [ErrorCode.NotFound]: 404,
   [ErrorCode.Conflict]: 409,

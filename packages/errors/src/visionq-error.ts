@@ -43,8 +43,8 @@ export class ConfigError extends VisionqError {
 
 /** The component is stopping or stopped: the caller may retry elsewhere or later. */
 export class UnavailableError extends VisionqError {
-  constructor(message: string) {
-    super(ErrorCode.Unavailable, message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.Unavailable, message, [], options);
   }
 }
 

@@ -5,3 +5,4 @@ export type { ImageLimits } from './image-preprocessor';
 export { writeNormalized } from './normalize';
 export { ACCEPTED_FORMATS } from './image-format';
 export type { AcceptedFormat } from './image-format';
+export { configureDecoder } from './decoder-settings';

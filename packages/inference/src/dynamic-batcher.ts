@@ -16,6 +16,8 @@ import { ErrorCode, UnavailableError, VisionqError } from '@visionq/errors';
  *   With maxBatchesAhead, full batches (only) may also go while all slots are busy.
  * - A handler error rejects every item of that batch with that error, nothing else.
  * - After stop(), enqueue rejects with UnavailableError; queued items still run, at once.
+ * - Urgent items (interactive requests) queue ahead of every normal item, behind earlier
+ *   urgent ones; they never make a waiting item's deadline later.
  */
 export interface DynamicBatcherOptions {
   /** Largest batch handed to the handler. Required, an integer >= 1. */
@@ -60,6 +62,8 @@ export class DynamicBatcher<I, O> {
   private readonly maxQueueSize: number;
 
   private readonly queue: Entry<I, O>[] = [];
+  /** Urgent entries at the head of `queue`. */
+  private urgentQueued = 0;
   private runningBatches = 0;
   private runningItems = 0;
   private dispatchScheduled = false;
@@ -87,13 +91,20 @@ export class DynamicBatcher<I, O> {
   }
 
   /** Queues one item; resolves with its output, or rejects with its batch's error. */
-  enqueue(item: I): Promise<O> {
+  enqueue(item: I, options: { urgent?: boolean } = {}): Promise<O> {
     if (this.stopPromise) return Promise.reject(new UnavailableError('batcher stopped'));
     if (this.queue.length >= this.maxQueueSize) {
       return Promise.reject(new UnavailableError(`batcher queue is full (maxQueueSize=${this.maxQueueSize})`));
     }
     return new Promise<O>((resolve, reject) => {
-      this.queue.push({ item, deadline: performance.now() + this.maxQueueDelayMs, resolve, reject });
+      const deadline = performance.now() + this.maxQueueDelayMs;
+      if (options.urgent) {
+        // The head's deadline stays the earliest, so the timer never waits longer for the items behind.
+        const head = this.queue[0]?.deadline ?? deadline;
+        this.queue.splice(this.urgentQueued++, 0, { item, deadline: Math.min(deadline, head), resolve, reject });
+      } else {
+        this.queue.push({ item, deadline, resolve, reject });
+      }
       if (this.queue.length >= this.maxBatchSize) {
         this.dispatch(); // a full batch gains nothing by waiting
       } else if (!this.dispatchScheduled) {
@@ -133,14 +144,19 @@ export class DynamicBatcher<I, O> {
       if (this.runningBatches < this.maxConcurrentBatches) {
         const size = this.nextBatchSize();
         if (size === 0) break;
-        void this.run(this.queue.splice(0, size));
+        void this.run(this.take(size));
       } else if (this.runningBatches < this.maxConcurrentBatches + this.maxBatchesAhead && this.queue.length >= this.maxBatchSize) {
-        void this.run(this.queue.splice(0, this.maxBatchSize));
+        void this.run(this.take(this.maxBatchSize));
       } else {
         break;
       }
     }
     this.armTimer();
+  }
+
+  private take(size: number): Entry<I, O>[] {
+    this.urgentQueued = Math.max(0, this.urgentQueued - size);
+    return this.queue.splice(0, size);
   }
 
   /** How many items to send now; 0 to wait for more or for the oldest item's deadline. */

@@ -1,5 +1,5 @@
 import { ErrorCode, ImageError } from '@visionq/errors';
-import type { ImagePreprocessor } from '@visionq/imaging';
+import type { ImagePreprocessor, PreprocessedImage } from '@visionq/imaging';
 import type { InferenceEngine } from './inference-engine';
 import type { ModelRegistry } from './model-registry';
 import type { Prediction } from './postprocess';
@@ -8,6 +8,13 @@ import type { Prediction } from './postprocess';
 export type ImageResult =
   | { image: string; predictions: Prediction[] }
   | { image: string; error: { code: ErrorCode; message: string } };
+
+/** An image decoded and preprocessed for one model, waiting for inference. */
+export interface PreparedImage {
+  image: string;
+  model: string;
+  pixels: PreprocessedImage;
+}
 
 /**
  * Bytes in, result line out. A problem with the image itself (undecodable, too large,
@@ -22,15 +29,27 @@ export class ImageClassifier {
   ) {}
 
   async classify(image: string, bytes: Buffer, modelName: string, k: number): Promise<ImageResult> {
+    const prepared = await this.prepare(image, bytes, modelName);
+    return 'pixels' in prepared ? this.infer(prepared, k) : prepared;
+  }
+
+  /**
+   * The CPU half: decode and preprocess for `modelName`. Callers that bound memory by
+   * images in flight hold their slot across this step only; the pixels left are small.
+   */
+  async prepare(image: string, bytes: Buffer, modelName: string): Promise<PreparedImage | ImageResult> {
     const model = this.registry.get(modelName);
-    let pixels;
     try {
-      pixels = await this.preprocessor.preprocess(bytes, model.spec);
+      return { image, model: model.name, pixels: await this.preprocessor.preprocess(bytes, model.spec) };
     } catch (err) {
       if (err instanceof ImageError) return imageError(image, err.code, err.message);
       throw err;
     }
-    return { image, predictions: await this.engine.classify(model.name, pixels, k) };
+  }
+
+  /** The model half: batched inference of a prepared image. */
+  async infer(prepared: PreparedImage, k: number, options: { urgent?: boolean } = {}): Promise<ImageResult> {
+    return { image: prepared.image, predictions: await this.engine.classify(prepared.model, prepared.pixels, k, options) };
   }
 }
 

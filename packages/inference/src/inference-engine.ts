@@ -66,14 +66,17 @@ export class InferenceEngine {
     }
   }
 
-  /** Class probabilities of one image under `modelName`, the `k` most likely first. */
-  async classify(modelName: string, image: PreprocessedImage, k: number): Promise<Prediction[]> {
+  /**
+   * Class probabilities of one image under `modelName`, the `k` most likely first.
+   * Urgent images (a waiting client) go ahead of queued batch work.
+   */
+  async classify(modelName: string, image: PreprocessedImage, k: number, options: { urgent?: boolean } = {}): Promise<Prediction[]> {
     const model = this.registry.get(modelName);
     const { height, width } = model.spec;
     if (image.height !== height || image.width !== width) {
       throw new VisionqError(ErrorCode.InvalidArgument, `image is ${image.width}x${image.height}, model "${model.name}" takes ${width}x${height}`);
     }
-    const probabilities = await this.batchers.get(model.name)!.enqueue(image);
+    const probabilities = await this.batchers.get(model.name)!.enqueue(image, options);
     return topK(probabilities, k, model.labels);
   }
 

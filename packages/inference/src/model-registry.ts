@@ -4,7 +4,7 @@ import { ErrorCode, ModelError, VisionqError } from '@visionq/errors';
 import type { PreprocessSpec } from '@visionq/imaging';
 import type { Logger } from '@visionq/observability';
 import { checkGraph } from './graph-check';
-import { readModelFolder } from './model-folder';
+import { readModelFolder, type ModelFolder } from './model-folder';
 import type { ModelManifest } from './model-manifest';
 import { ModelSession } from './model-session';
 import type { SessionSettings } from './session-settings';
@@ -47,14 +47,7 @@ export class ModelRegistry {
   private constructor(private readonly models: Map<string, LoadedModel>) {}
 
   static async load(modelsDir: string, settings: SessionSettings, options: RegistryLoadOptions): Promise<ModelRegistry> {
-    const folders = await modelFolders(modelsDir);
-    const declared = await Promise.all(folders.map((dir) => readModelFolder(dir)));
-    const byName = new Map<string, (typeof declared)[number]>();
-    for (const folder of declared) {
-      const other = byName.get(folder.manifest.name);
-      if (other) throw new ModelError(`model "${folder.manifest.name}" is declared twice: ${other.dir} and ${folder.dir}`);
-      byName.set(folder.manifest.name, folder);
-    }
+    const byName = new Map((await readModelCatalog(modelsDir)).map((folder) => [folder.manifest.name, folder]));
     for (const name of options.only ?? []) {
       if (!byName.has(name)) throw modelNotFound(name, [...byName.keys()]);
     }
@@ -116,7 +109,22 @@ export class ModelRegistry {
   }
 }
 
-function modelNotFound(name: string, known: string[]): VisionqError {
+/**
+ * Every model folder of `modelsDir`, read and checked, without loading a graph: what a
+ * gateway needs to validate requests while only workers hold sessions.
+ */
+export async function readModelCatalog(modelsDir: string): Promise<ModelFolder[]> {
+  const declared = await Promise.all((await modelFolders(modelsDir)).map((dir) => readModelFolder(dir)));
+  const byName = new Map<string, ModelFolder>();
+  for (const folder of declared) {
+    const other = byName.get(folder.manifest.name);
+    if (other) throw new ModelError(`model "${folder.manifest.name}" is declared twice: ${other.dir} and ${folder.dir}`);
+    byName.set(folder.manifest.name, folder);
+  }
+  return [...byName.values()];
+}
+
+export function modelNotFound(name: string, known: string[]): VisionqError {
   return new VisionqError(ErrorCode.ModelNotFound, `model "${name}" is not served (served: ${known.join(', ') || 'none'})`, [{ field: 'model', message: 'unknown model' }]);
 }
 

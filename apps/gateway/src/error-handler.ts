@@ -1,0 +1,43 @@
+import type { ErrorRequestHandler } from 'express';
+import { ErrorCode, httpStatusOf, toErrorBody, VisionqError } from '@visionq/errors';
+import type { Logger } from '@visionq/observability';
+
+/** body-parser's failures, in the words of DESIGN.md's error codes. */
+function fromBodyParser(err: { type?: string; message?: string; limit?: number }): VisionqError | undefined {
+  switch (err.type) {
+    case 'entity.parse.failed':
+      return new VisionqError(ErrorCode.InvalidRequest, `malformed JSON: ${err.message}`);
+    case 'entity.too.large':
+      return new VisionqError(ErrorCode.PayloadTooLarge, `the JSON body is over ${err.limit} bytes (MAX_JSON_BYTES)`);
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return new VisionqError(ErrorCode.UnsupportedMediaType, err.message ?? 'unsupported encoding');
+    case 'request.aborted':
+      return new VisionqError(ErrorCode.InvalidRequest, 'the request was aborted');
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The one place a failure becomes a response: the DESIGN.md error body with the status
+ * of its code. Errors visionq did not raise on purpose are logged with the request id
+ * and answered as a bare internal error.
+ */
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (err: unknown, req, res, _next) => {
+    const known = err instanceof VisionqError ? err : fromBodyParser(err as { type?: string });
+    const requestId = res.getHeader('x-request-id');
+    if (!known) {
+      logger.error('request failed', { request_id: requestId, method: req.method, path: req.path, error: (err as Error)?.stack ?? String(err) });
+    } else if (known.code === ErrorCode.Unavailable) {
+      logger.warn('request refused: a dependency is unavailable', { request_id: requestId, path: req.path, error: known.message });
+    }
+    const body = toErrorBody(known ?? err);
+    if (res.headersSent) {
+      res.destroy(); // a stream already under way cannot turn into an error body
+      return;
+    }
+    res.status(httpStatusOf(body.error.code as ErrorCode)).json(body);
+  };
+}

@@ -1,0 +1,70 @@
+import { Router, type Request, type Response } from 'express';
+import { ErrorCode, httpStatusOf, VisionqError } from '@visionq/errors';
+import { joinObjectUri } from '@visionq/object-store';
+import { PredictTimeoutError } from '@visionq/tasks';
+import type { GatewayDeps } from '../gateway-deps';
+import { receiveUpload } from '../multipart-upload';
+import { parseRequest, predictFormSchema, predictJsonSchema, type SubmitOptions } from '../request-schemas';
+import { buildTaskSpec, newTaskId } from '../task-spec';
+import { checkImageUri, isMultipart, requireJson } from './request-body';
+
+/**
+ * `POST /predict`: one image, answered when a worker has classified it. It runs as a
+ * one-image task on the model's predict queue, which workers take before batch work.
+ * Past PREDICT_TIMEOUT_MS the answer is 504 with the task id; the task goes on.
+ */
+export function predictRoutes(deps: GatewayDeps): Router {
+  const router = Router();
+
+  router.post('/predict', async (req: Request, res: Response) => {
+    const id = newTaskId();
+    const { image, options } = isMultipart(req) ? await fromUpload(deps, req, id) : fromJson(deps, req);
+    const spec = buildTaskSpec(deps, id, 'predict', options);
+    const { wait } = await deps.submitter.predict(spec, image);
+    const model = deps.catalog.get(spec.model).manifest;
+    try {
+      const result = await wait(deps.config.tasks.predictTimeoutMs);
+      if ('error' in result) {
+        const code = result.error.code as ErrorCode;
+        res.status(httpStatusOf(code)).json({ error: { ...result.error, details: [{ field: 'image', message: image }] }, task_id: id });
+        return;
+      }
+      res.json({ task_id: id, model: { name: model.name, version: model.version }, image, predictions: result.predictions });
+    } catch (err) {
+      if (!(err instanceof PredictTimeoutError)) throw err;
+      res.status(504).location(`/tasks/${id}`).json({
+        error: { code: ErrorCode.Timeout, message: `no result within PREDICT_TIMEOUT_MS=${deps.config.tasks.predictTimeoutMs}; the task goes on: poll status_url`, details: [] },
+        task_id: id,
+        status_url: `/tasks/${id}`,
+      });
+    }
+  });
+
+  return router;
+}
+
+function fromJson(deps: GatewayDeps, req: Request): { image: string; options: SubmitOptions } {
+  requireJson(req);
+  const { image, ...options } = parseRequest(predictJsonSchema, req.body);
+  checkImageUri(deps.buckets, image, 'image');
+  return { image, options };
+}
+
+async function fromUpload(deps: GatewayDeps, req: Request, id: string): Promise<{ image: string; options: SubmitOptions }> {
+  const form = await receiveUpload(req, {
+    store: deps.store,
+    folder: joinObjectUri(deps.config.store.uploadsUri, `${id}/`),
+    fileField: 'file',
+    maxFiles: 1,
+    maxFileBytes: deps.config.imaging.maxImageBytes,
+  });
+  try {
+    const options = parseRequest(predictFormSchema, form.fields);
+    if (form.files.length !== 1) throw new VisionqError(ErrorCode.InvalidRequest, 'upload one image in the field "file"', [{ field: 'file', message: 'no file' }]);
+    deps.catalog.get(options.model); // refuse an unknown model before keeping the upload
+    return { image: form.files[0]!, options };
+  } catch (err) {
+    await Promise.all(form.files.map((uri) => deps.store.delete(uri).catch(() => undefined)));
+    throw err;
+  }
+}

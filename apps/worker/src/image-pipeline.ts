@@ -1,0 +1,42 @@
+import { ErrorCode } from '@visionq/errors';
+import { imageError, type ImageClassifier, type ImageResult } from '@visionq/inference';
+import { ObjectAccessDeniedError, ObjectNotFoundError, ObjectTooLargeError, type ObjectStore } from '@visionq/object-store';
+import type { ConcurrencyGate } from './concurrency-gate';
+
+/**
+ * One image from URI to result line: fetch and preprocess under the gate (which bounds
+ * the bytes and pixels held), then inference through the engine's shared batcher, so
+ * images of every chunk in flight, from every task, share batches.
+ *
+ * An image the store does not have, refuses or holds too large becomes that image's
+ * error line; a store that cannot be reached throws, so the chunk is retried.
+ */
+export class ImagePipeline {
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly classifier: ImageClassifier,
+    private readonly gate: ConcurrencyGate,
+    private readonly maxImageBytes: number,
+  ) {}
+
+  /** `signal` aborts images not yet fetched (their chunk's task was cancelled); the call then rejects with its reason. */
+  async classify(uri: string, model: string, k: number, options: { urgent?: boolean; signal?: AbortSignal } = {}): Promise<ImageResult> {
+    const prepared = await this.gate.run(async () => {
+      options.signal?.throwIfAborted();
+      const bytes = await this.fetch(uri);
+      return Buffer.isBuffer(bytes) ? this.classifier.prepare(uri, bytes, model) : bytes;
+    }, options);
+    return 'pixels' in prepared ? this.classifier.infer(prepared, k, options) : prepared;
+  }
+
+  private async fetch(uri: string): Promise<Buffer | ImageResult> {
+    try {
+      return await this.store.getBytes(uri, this.maxImageBytes);
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) return imageError(uri, ErrorCode.ImageNotFound, `no object at ${uri}`);
+      if (err instanceof ObjectTooLargeError) return imageError(uri, ErrorCode.ImageTooLarge, `image is ${err.size} bytes, over MAX_IMAGE_BYTES=${err.limit}`);
+      if (err instanceof ObjectAccessDeniedError) return imageError(uri, ErrorCode.Forbidden, `the store refused access to ${uri}`);
+      throw err;
+    }
+  }
+}

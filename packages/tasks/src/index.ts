@@ -1,0 +1,16 @@
+export { IdempotencyStore } from './idempotency.store';
+export type { IdempotencyClaim } from './idempotency.store';
+export { chunkJobId, chunkQueueName, defaultJobOptions, JobName, listJobId, predictQueueName } from './queue-names';
+export type { ChunkJobData, ListJobData } from './queue-names';
+export { ResultStore } from './result-store';
+export type { ResultPage } from './result-store';
+export { isTerminal, TERMINAL_STATUSES } from './task-record';
+export type { TaskKind, TaskRecord, TaskSpec, TaskStatus } from './task-record';
+export { PredictTimeoutError, TaskQueue } from './task.queue';
+export { splitIntoChunks, TaskSubmitter } from './task-submitter';
+export type { TaskInput } from './task-submitter';
+export { TaskStore } from './task.store';
+export type { CancelOutcome, ChunkCounts, CommitOutcome } from './task.store';
+export { WorkerRegistry } from './worker-registry';
+export type { WorkerInfo } from './worker-registry';
+export { connectRedis } from './redis-connection';

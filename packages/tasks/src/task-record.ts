@@ -1,0 +1,47 @@
+import type { ErrorCode } from '@visionq/errors';
+
+export type TaskStatus = 'queued' | 'running' | 'succeeded' | 'completed_with_errors' | 'failed' | 'cancelled';
+
+export const TERMINAL_STATUSES: readonly TaskStatus[] = ['succeeded', 'completed_with_errors', 'failed', 'cancelled'];
+
+export function isTerminal(status: TaskStatus): boolean {
+  return TERMINAL_STATUSES.includes(status);
+}
+
+/** `batch`: a `POST /batch_predict`; `predict`: a `POST /predict` (one image, a client waiting). */
+export type TaskKind = 'batch' | 'predict';
+
+/** What a submit decides; fixed for the task's life. */
+export interface TaskSpec {
+  id: string;
+  kind: TaskKind;
+  model: string;
+  topK: number;
+  /** Folder URI the result parts go under: `<output><id>/part-NNNNNN.jsonl`. */
+  output: string;
+  /** BullMQ priority of the task's chunks: 1 is the most urgent. */
+  priority: number;
+  /** The client's own JSON, returned as given. */
+  metadata?: unknown;
+  /** The prefix listed for a `source` task. */
+  source?: string;
+}
+
+/** The task as stored in Redis. Counts are exact: each chunk is counted once, when it commits. */
+export interface TaskRecord extends TaskSpec {
+  status: TaskStatus;
+  /** Images known so far: every image for a list task, those listed so far for a `source` task. */
+  total: number;
+  done: number;
+  succeeded: number;
+  failed: number;
+  /** Chunks known so far (final once `listed`). */
+  chunks: number;
+  /** Every chunk of the task is known (a `source` prefix has been listed to its end). */
+  listed: boolean;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  /** Why a task failed. */
+  error?: { code: ErrorCode | string; message: string };
+}

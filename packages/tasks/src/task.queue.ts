@@ -1,0 +1,97 @@
+import { Queue, QueueEvents, type ConnectionOptions } from 'bullmq';
+import type { ImageResult } from '@visionq/inference';
+import { chunkJobId, chunkQueueName, defaultJobOptions, JobName, listJobId, predictQueueName, type ChunkJobData, type ListJobData } from './queue-names';
+
+/** The job of a `POST /predict` finished with no result: the caller may poll the task. */
+export class PredictTimeoutError extends Error {}
+
+/**
+ * The producer side of the queues: adds chunk, list and predict jobs with the default
+ * options (retries, backoff, retention) of one place. Queues are opened per model on
+ * first use and share the caller's connection.
+ */
+export class TaskQueue {
+  private readonly queues = new Map<string, Queue>();
+  private readonly events = new Map<string, QueueEvents>();
+  private closing?: Promise<void>;
+
+  constructor(
+    private readonly connection: ConnectionOptions,
+    private readonly prefix: string,
+    private readonly attempts: number,
+  ) {}
+
+  async addChunks(chunks: ChunkJobData[], priority: number): Promise<void> {
+    if (chunks.length === 0) return;
+    const opts = { ...defaultJobOptions(this.attempts), priority };
+    await this.queue(chunkQueueName(chunks[0]!.model)).addBulk(
+      chunks.map((data) => ({ name: JobName.Chunk, data, opts: { ...opts, jobId: chunkJobId(data.taskId, data.chunk) } })),
+    );
+  }
+
+  async addList(data: ListJobData): Promise<void> {
+    await this.queue(chunkQueueName(data.model)).add(JobName.List, data, {
+      ...defaultJobOptions(this.attempts),
+      priority: data.priority,
+      jobId: listJobId(data.taskId, data.page),
+    });
+  }
+
+  /**
+   * Adds a one-image chunk to the predict queue. `wait` resolves with its result line, or
+   * throws PredictTimeoutError after `timeoutMs`; the job goes on and its task can be polled.
+   */
+  async addPredict(data: ChunkJobData): Promise<{ wait(timeoutMs: number): Promise<ImageResult> }> {
+    const name = predictQueueName(data.model);
+    const events = await this.queueEvents(name);
+    const job = await this.queue(name).add(JobName.Chunk, data, { ...defaultJobOptions(this.attempts), jobId: chunkJobId(data.taskId, data.chunk) });
+    return {
+      async wait(timeoutMs) {
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new PredictTimeoutError(`no result within ${timeoutMs} ms`)), timeoutMs);
+        });
+        try {
+          const lines = (await Promise.race([job.waitUntilFinished(events), timeout])) as ImageResult[];
+          return lines[0]!;
+        } finally {
+          clearTimeout(timer);
+        }
+      },
+    };
+  }
+
+  /** Jobs waiting (not yet taken) in each model's queues: the backlog autoscalers watch. */
+  async backlog(model: string): Promise<number> {
+    const counts = await Promise.all([chunkQueueName(model), predictQueueName(model)].map((n) => this.queue(n).getJobCounts('wait', 'prioritized', 'delayed')));
+    return counts.reduce((sum, c) => sum + (c.wait ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0), 0);
+  }
+
+  /** Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const events of this.events.values()) await events.close().catch(() => undefined);
+      for (const queue of this.queues.values()) await queue.close().catch(() => undefined);
+    })();
+    return this.closing;
+  }
+
+  private queue(name: string): Queue {
+    let queue = this.queues.get(name);
+    if (!queue) {
+      queue = new Queue(name, { connection: this.connection, prefix: this.prefix });
+      this.queues.set(name, queue);
+    }
+    return queue;
+  }
+
+  private async queueEvents(name: string): Promise<QueueEvents> {
+    let events = this.events.get(name);
+    if (!events) {
+      events = new QueueEvents(name, { connection: this.connection, prefix: this.prefix });
+      this.events.set(name, events);
+      await events.waitUntilReady();
+    }
+    return events;
+  }
+}

@@ -1,0 +1,222 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { Queue } from 'bullmq';
+import { chunkQueueName, predictQueueName } from '@visionq/tasks';
+import { BUNDLED_MODELS_DIR, REPO_ROOT } from './model-fixtures';
+import { freePort, type MotoServer } from './moto-server';
+
+/** One gateway or worker process, with its log lines kept for assertions. */
+export interface ServiceProcess {
+  name: string;
+  child: ChildProcess;
+  /** Parsed JSON log lines, in order. */
+  logs: Array<Record<string, unknown>>;
+  exited: Promise<number | null>;
+}
+
+export interface ClusterOptions {
+  moto: MotoServer;
+  bucket: string;
+  workers: number;
+  /** Extra configuration for every process. */
+  env?: Record<string, string>;
+}
+
+export interface HttpReply<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
+}
+
+const START_TIMEOUT_MS = 60_000;
+
+/**
+ * A whole visionq on loopback: one gateway and N worker processes on real Redis (a key
+ * prefix of their own) and a real S3 server (moto), serving the bundled model. Each
+ * process is the app's built `dist/main.js`, as `npm run gateway` / `npm run worker` run it.
+ */
+export class Cluster {
+  readonly prefix = `vq-e2e-${randomUUID().slice(0, 8)}`;
+  readonly workers: ServiceProcess[] = [];
+  gateway!: ServiceProcess;
+  url = '';
+  private env: Record<string, string> = {};
+
+  private constructor() {}
+
+  static async start(options: ClusterOptions): Promise<Cluster> {
+    const cluster = new Cluster();
+    const port = await freePort();
+    cluster.url = `http://127.0.0.1:${port}`;
+    cluster.env = {
+      PORT: String(port),
+      REDIS_URL: 'redis://127.0.0.1:6379',
+      REDIS_PREFIX: cluster.prefix,
+      STORE: 's3',
+      S3_ENDPOINT: options.moto.endpoint,
+      S3_FORCE_PATH_STYLE: 'true',
+      S3_ACCESS_KEY_ID: 'test',
+      S3_SECRET_ACCESS_KEY: 'test',
+      ALLOWED_BUCKETS: options.bucket,
+      UPLOADS_URI: `s3://${options.bucket}/uploads/`,
+      RESULTS_URI: `s3://${options.bucket}/results/`,
+      MODELS_DIR: BUNDLED_MODELS_DIR,
+      WARMUP: 'false',
+      // Two workers share two cores.
+      INTRA_OP_THREADS: '1',
+      LOG_LEVEL: 'info',
+      LOG_FORMAT: 'json',
+      ...options.env,
+    };
+    try {
+      cluster.gateway = cluster.spawn('gateway');
+      await cluster.waitFor(cluster.gateway, async () => (await fetch(`${cluster.url}/healthz`).catch(() => null))?.ok === true);
+      for (let i = 0; i < options.workers; i++) await cluster.addWorker();
+    } catch (err) {
+      await cluster.stop();
+      throw err;
+    }
+    return cluster;
+  }
+
+  /** Starts one more worker replica and waits until it takes work. */
+  async addWorker(): Promise<ServiceProcess> {
+    const worker = this.spawn(`worker-${this.workers.length}`);
+    this.workers.push(worker);
+    await this.waitFor(worker, async () => worker.logs.some((l) => l.message === 'worker ready'));
+    return worker;
+  }
+
+  /** Log lines `message` of one process. */
+  static lines(service: ServiceProcess, message: string): Array<Record<string, unknown>> {
+    return service.logs.filter((l) => l.message === message);
+  }
+
+  async request<T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<HttpReply<T>> {
+    const init: RequestInit = { method, headers: { ...headers } };
+    if (body instanceof FormData) init.body = body;
+    else if (typeof body === 'string') init.body = body;
+    else if (body !== undefined) {
+      init.body = JSON.stringify(body);
+      (init.headers as Record<string, string>)['content-type'] = 'application/json';
+    }
+    const res = await fetch(`${this.url}${path}`, init);
+    const text = await res.text();
+    const type = res.headers.get('content-type') ?? '';
+    return { status: res.status, headers: res.headers, body: (type.includes('application/json') ? JSON.parse(text) : text) as T };
+  }
+
+  /** Polls a task until it ends; fails after `timeoutMs`. */
+  async waitForTask(taskId: string, timeoutMs = 120_000): Promise<any> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const { status, body } = await this.request('GET', `/tasks/${taskId}`);
+      if (status !== 200) throw new Error(`GET /tasks/${taskId}: ${status} ${JSON.stringify(body)}`);
+      if (['succeeded', 'completed_with_errors', 'failed', 'cancelled'].includes(body.status)) return body;
+      if (Date.now() > deadline) throw new Error(`task ${taskId} still ${body.status} after ${timeoutMs} ms: ${JSON.stringify(body.progress)}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  /** Every result line of a task, through the paginated API. */
+  async allResults(taskId: string, limit = 1000): Promise<any[]> {
+    const results: any[] = [];
+    let cursor: string | null = null;
+    do {
+      const query: string = `limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+      const { status, body } = await this.request('GET', `/tasks/${taskId}/results?${query}`);
+      if (status !== 200) throw new Error(`results: ${status} ${JSON.stringify(body)}`);
+      results.push(...body.results);
+      cursor = body.next_cursor;
+    } while (cursor);
+    return results;
+  }
+
+  /** Task records and jobs under this cluster's prefix: what a refused request must not add to. */
+  async footprint(model = 'fashion-vgg'): Promise<{ tasks: number; jobs: number }> {
+    const redis = new Redis('redis://127.0.0.1:6379');
+    try {
+      const tasks = (await scanKeys(redis, `${this.prefix}:task:*`)).filter((k) => k.split(':').length === 3).length;
+      let jobs = 0;
+      for (const name of [chunkQueueName(model), predictQueueName(model)]) {
+        const queue = new Queue(name, { connection: redis, prefix: this.prefix });
+        const counts = await queue.getJobCounts();
+        jobs += Object.values(counts).reduce((a, b) => a + b, 0);
+        await queue.close();
+      }
+      return { tasks, jobs };
+    } finally {
+      redis.disconnect();
+    }
+  }
+
+  /** Stops every process (SIGTERM, then SIGKILL) and deletes this cluster's keys. */
+  async stop(): Promise<void> {
+    await Promise.all([this.gateway, ...this.workers].filter(Boolean).map((p) => stopProcess(p)));
+    const redis = new Redis('redis://127.0.0.1:6379');
+    try {
+      const keys = await scanKeys(redis, `${this.prefix}:*`);
+      for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
+    } finally {
+      redis.disconnect();
+    }
+  }
+
+  private spawn(name: string): ServiceProcess {
+    const app = name === 'gateway' ? 'gateway' : 'worker';
+    const child = spawn(process.execPath, [join(REPO_ROOT, 'apps', app, 'dist', 'main.js')], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...this.env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const logs: Array<Record<string, unknown>> = [];
+    let partial = '';
+    child.stderr!.setEncoding('utf8').on('data', (text: string) => {
+      const lines = (partial + text).split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) {
+        try {
+          logs.push(JSON.parse(line));
+        } catch {
+          logs.push({ message: line });
+        }
+      }
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const killOnExit = () => child.kill('SIGKILL');
+    process.once('exit', killOnExit);
+    void exited.then(() => process.removeListener('exit', killOnExit));
+    return { name, child, logs, exited };
+  }
+
+  private async waitFor(service: ServiceProcess, ready: () => Promise<boolean>): Promise<void> {
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    while (!(await ready())) {
+      if (service.child.exitCode !== null || Date.now() > deadline) {
+        throw new Error(`${service.name} did not start:\n${service.logs.map((l) => JSON.stringify(l)).join('\n')}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
+async function stopProcess(service: ServiceProcess): Promise<void> {
+  if (service.child.exitCode !== null || service.child.signalCode !== null) return;
+  service.child.kill('SIGTERM');
+  const timer = setTimeout(() => service.child.kill('SIGKILL'), 15_000);
+  await service.exited;
+  clearTimeout(timer);
+}
+
+async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, found] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    keys.push(...found);
+  } while (cursor !== '0');
+  return keys;
+}
