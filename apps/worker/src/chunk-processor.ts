@@ -3,8 +3,6 @@ import type { Logger } from '@visionq/observability';
 import { isTerminal, ResultStore, type ChunkJobData, type TaskStore } from '@visionq/tasks';
 import type { ImagePipeline } from './image-pipeline';
 
-/** How often a running chunk looks whether its task was cancelled, so a cancel stops work within about this long. */
-const CANCEL_POLL_MS = 500;
 
 export interface ChunkOutcome {
   /** `skipped`: already counted, or its task ended (cancelled, failed, expired). */
@@ -26,6 +24,8 @@ export class ChunkProcessor {
     private readonly results: ResultStore,
     private readonly pipeline: ImagePipeline,
     private readonly logger: Logger,
+    /** How often a running chunk looks whether its task was cancelled: a cancel stops its work within about this long. */
+    private readonly cancelPollMs = 500,
   ) {}
 
   async process(chunk: ChunkJobData, options: { urgent: boolean }): Promise<ChunkOutcome> {
@@ -38,7 +38,7 @@ export class ChunkProcessor {
 
     const started = performance.now();
     const cancel = new AbortController();
-    const watch = options.urgent ? undefined : setInterval(() => void this.abortIfEnded(chunk.taskId, cancel), CANCEL_POLL_MS);
+    const watch = options.urgent ? undefined : setInterval(() => void this.abortIfEnded(chunk.taskId, cancel), this.cancelPollMs);
     let results: ImageResult[];
     try {
       results = await Promise.all(chunk.images.map((uri) => this.pipeline.classify(uri, chunk.model, chunk.topK, { urgent: options.urgent, signal: cancel.signal })));

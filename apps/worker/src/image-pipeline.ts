@@ -1,4 +1,4 @@
-import { ErrorCode } from '@visionq/errors';
+import { ErrorCode, VisionqError } from '@visionq/errors';
 import { imageError, type ImageClassifier, type ImageResult } from '@visionq/inference';
 import { ObjectAccessDeniedError, ObjectNotFoundError, ObjectTooLargeError, type ObjectStore } from '@visionq/object-store';
 import type { ConcurrencyGate } from './concurrency-gate';
@@ -8,8 +8,8 @@ import type { ConcurrencyGate } from './concurrency-gate';
  * the bytes and pixels held), then inference through the engine's shared batcher, so
  * images of every chunk in flight, from every task, share batches.
  *
- * An image the store does not have, refuses or holds too large becomes that image's
- * error line; a store that cannot be reached throws, so the chunk is retried.
+ * An image the store does not have, refuses, holds too large or cannot address becomes
+ * that image's error line; a store that cannot be reached throws, so the chunk is retried.
  */
 export class ImagePipeline {
   constructor(
@@ -36,6 +36,8 @@ export class ImagePipeline {
       if (err instanceof ObjectNotFoundError) return imageError(uri, ErrorCode.ImageNotFound, `no object at ${uri}`);
       if (err instanceof ObjectTooLargeError) return imageError(uri, ErrorCode.ImageTooLarge, `image is ${err.size} bytes, over MAX_IMAGE_BYTES=${err.limit}`);
       if (err instanceof ObjectAccessDeniedError) return imageError(uri, ErrorCode.Forbidden, `the store refused access to ${uri}`);
+      // A key this store cannot hold (one escaping a local store's folder, say) names no image.
+      if (err instanceof VisionqError && err.code === ErrorCode.InvalidArgument) return imageError(uri, ErrorCode.InvalidArgument, err.message);
       throw err;
     }
   }

@@ -1,4 +1,4 @@
-import { Worker, type Job } from 'bullmq';
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { ErrorCode, VisionqError } from '@visionq/errors';
 import type { Logger } from '@visionq/observability';
@@ -17,6 +17,13 @@ export interface WorkerServiceOptions {
   stalledIntervalMs: number;
   /** On close, how long chunks in flight may take to finish before they are left to other workers. */
   drainTimeoutMs: number;
+}
+
+/** Errors no retry can cure; anything else (store, Redis, inference faults, bugs) is retried. */
+const TRANSIENT: readonly ErrorCode[] = [ErrorCode.Unavailable, ErrorCode.Timeout, ErrorCode.InferenceFailed, ErrorCode.Internal];
+
+function isPermanent(err: unknown): err is VisionqError {
+  return err instanceof VisionqError && !TRANSIENT.includes(err.code);
 }
 
 /**
@@ -78,10 +85,20 @@ export class WorkerService {
   }
 
   private async handle(job: Job, urgent: boolean): Promise<unknown> {
-    if (job.name === JobName.List) return this.lister.process(job.data as ListJobData);
-    const outcome = await this.processor.process(job.data as ChunkJobData, { urgent });
-    // Predict waiters read the result lines from the return value; a batch chunk's are in its part.
-    return urgent ? outcome.results : { status: outcome.status, succeeded: outcome.succeeded, failed: outcome.failed };
+    try {
+      if (job.name === JobName.List) return await this.lister.process(job.data as ListJobData);
+      const outcome = await this.processor.process(job.data as ChunkJobData, { urgent });
+      // Predict waiters read the result lines from the return value; a batch chunk's are in its part.
+      return urgent ? outcome.results : { status: outcome.status, succeeded: outcome.succeeded, failed: outcome.failed };
+    } catch (err) {
+      if (!isPermanent(err)) throw err; // BullMQ retries it with backoff
+      // Running it again would fail the same way (a source the store cannot address, a
+      // model gone from this worker): the task fails now rather than after every retry.
+      const { taskId } = job.data as { taskId: string };
+      this.logger.error('job cannot succeed; failing its task', { task_id: taskId, job_id: job.id, error: err.message });
+      await this.tasks.fail(taskId, { code: err.code, message: `${job.name} ${job.id}: ${err.message}` });
+      throw new UnrecoverableError(err.message);
+    }
   }
 
   /** A job out of retries (or stalled too often) ends its task as failed. */

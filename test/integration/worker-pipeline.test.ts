@@ -1,0 +1,136 @@
+import { expect } from 'chai';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Redis } from 'ioredis';
+import { ImagePreprocessor } from '@visionq/imaging';
+import { ImageClassifier, InferenceEngine, ModelRegistry } from '@visionq/inference';
+import { LocalObjectStore } from '@visionq/object-store';
+import { createLogger } from '@visionq/observability';
+import { connectRedis, ResultStore, TaskQueue, TaskStore, type ChunkJobData, type TaskSpec } from '@visionq/tasks';
+import { ChunkProcessor } from '../../apps/worker/src/chunk-processor';
+import { ConcurrencyGate } from '../../apps/worker/src/concurrency-gate';
+import { ImagePipeline } from '../../apps/worker/src/image-pipeline';
+import { SourceLister } from '../../apps/worker/src/source-lister';
+import { WorkerService } from '../../apps/worker/src/worker-service';
+import { BUNDLED_MODELS_DIR, FASHION_DIR } from '../support/model-fixtures';
+
+const MODEL = 'fashion-vgg';
+const OUTPUT = 's3://visionq/results/';
+
+describe('worker pieces in one process (real Redis, local store, real onnxruntime)', function () {
+  this.timeout(60_000);
+  const prefix = `vq-worker-${randomUUID().slice(0, 8)}`;
+  const logger = createLogger({ silent: true });
+  let redis: Redis;
+  let dataDir: string;
+  let store: LocalObjectStore;
+  let registry: ModelRegistry;
+  let engine: InferenceEngine;
+  let tasks: TaskStore;
+  let queue: TaskQueue;
+  let pipeline: ImagePipeline;
+  let processor: ChunkProcessor;
+  let png: Buffer;
+
+  const spec = (): TaskSpec => ({ id: randomUUID(), kind: 'batch', model: MODEL, topK: 3, output: OUTPUT, priority: 5 });
+  const chunkOf = (task: TaskSpec, images: string[], chunk = 0): ChunkJobData => ({ taskId: task.id, chunk, images, model: MODEL, topK: 3, output: OUTPUT });
+
+  before(async () => {
+    redis = await connectRedis('redis://127.0.0.1:6379');
+    dataDir = await mkdtemp(join(tmpdir(), 'vq-worker-'));
+    store = new LocalObjectStore(dataDir);
+    registry = await ModelRegistry.load(BUNDLED_MODELS_DIR, { providers: ['cpu'] }, { logger, only: [MODEL] });
+    engine = new InferenceEngine(registry, { batching: { maxBatchSize: 8, maxQueueDelayMs: 2, preferredBatchSizes: [] }, warmup: false, logger });
+    tasks = new TaskStore(redis, prefix, 600);
+    queue = new TaskQueue(redis, prefix, 3);
+    const classifier = new ImageClassifier(registry, new ImagePreprocessor({ maxImageBytes: 100_000, maxImagePixels: 1 << 24 }), engine);
+    pipeline = new ImagePipeline(store, classifier, new ConcurrencyGate(4), 100_000);
+    processor = new ChunkProcessor(tasks, new ResultStore(store, tasks), pipeline, logger);
+    png = await readFile(join(FASHION_DIR, '0000-ankle_boot.png'));
+    for (let i = 0; i < 40; i++) await store.put(`s3://visionq/in/${String(i).padStart(2, '0')}.png`, png);
+  });
+
+  after(async () => {
+    await queue.close();
+    await engine.stop();
+    await registry.release();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== '0');
+    await redis.quit();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('turns every kind of unusable object into that image\'s error line', async () => {
+    await store.put('s3://visionq/big.png', Buffer.concat([png, Buffer.alloc(100_000)]));
+    const lines = await Promise.all(
+      ['s3://visionq/in/00.png', 's3://visionq/nothing.png', 's3://visionq/big.png', 's3://visionq/a//b.png', 's3://visionq/../escape.png'].map((uri) =>
+        pipeline.classify(uri, MODEL, 2),
+      ),
+    );
+    expect(lines[0]).to.have.property('predictions').with.length(2);
+    expect(lines.slice(1).map((l) => ('error' in l ? l.error.code : 'none'))).to.deep.equal(['image_not_found', 'image_too_large', 'invalid_argument', 'invalid_argument']);
+  });
+
+  it('counts a chunk run twice once, and skips it the second time', async () => {
+    const task = spec();
+    await tasks.create(task, { images: 3, chunks: 1 });
+    const chunk = chunkOf(task, ['s3://visionq/in/00.png', 's3://visionq/in/01.png', 's3://visionq/nothing.png']);
+    expect(await processor.process(chunk, { urgent: false })).to.include({ status: 'done', succeeded: 2, failed: 1 });
+    expect(await processor.process(chunk, { urgent: false })).to.include({ status: 'skipped' });
+    expect(await tasks.get(task.id)).to.include({ status: 'completed_with_errors', done: 3, succeeded: 2, failed: 1 });
+    const part = (await store.getBytes(ResultStore.partUri(task, 0), 1 << 20)).toString().trim().split('\n');
+    expect(part.map((l) => JSON.parse(l).image)).to.deep.equal(chunk.images);
+  });
+
+  it('drops a chunk whose task is cancelled while it runs, counting nothing', async () => {
+    // Polls often, so the cancel lands while most of the 40 images still wait for the gate.
+    const processor = new ChunkProcessor(tasks, new ResultStore(store, tasks), pipeline, logger, 5);
+    const task = spec();
+    const images = Array.from({ length: 40 }, (_, i) => `s3://visionq/in/${String(i).padStart(2, '0')}.png`);
+    await tasks.create(task, { images: 40, chunks: 1 });
+    const running = processor.process(chunkOf(task, images), { urgent: false });
+    await tasks.cancel(task.id);
+    expect(await running).to.include({ status: 'skipped' });
+    expect(await tasks.get(task.id)).to.include({ status: 'cancelled', done: 0 });
+    expect(await tasks.committedChunks(task.id)).to.deep.equal([]);
+  });
+
+  it('fails a task at once, without retries, when its source cannot be addressed', async () => {
+    const lister = new SourceLister(store, tasks, queue, { pageSize: 10, chunkSize: 5 }, logger);
+    const service = new WorkerService(redis, prefix, tasks, processor, lister, {
+      models: [MODEL],
+      chunkConcurrency: 2,
+      predictConcurrency: 2,
+      lockDurationMs: 30_000,
+      stalledIntervalMs: 30_000,
+      drainTimeoutMs: 5_000,
+    }, logger);
+    service.start();
+    try {
+      const bad = { ...spec(), source: 's3://visionq/a//' };
+      await tasks.create(bad, null);
+      await queue.addList({ taskId: bad.id, source: bad.source, page: 0, cursor: null, firstChunk: 0, model: MODEL, topK: 3, output: OUTPUT, priority: 5 });
+      const good = { ...spec(), source: 's3://visionq/in/' };
+      await tasks.create(good, null);
+      await queue.addList({ taskId: good.id, source: good.source, page: 0, cursor: null, firstChunk: 0, model: MODEL, topK: 3, output: OUTPUT, priority: 5 });
+      for (let i = 0; i < 200; i++) {
+        const [a, b] = await Promise.all([tasks.get(bad.id), tasks.get(good.id)]);
+        if (a!.status === 'failed' && b!.status === 'succeeded') break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const failed = await tasks.get(bad.id);
+      expect(failed).to.include({ status: 'failed' });
+      expect(failed!.error!.code).to.equal('invalid_argument');
+      // Listed in pages of 10 into chunks of 5: 40 images, 8 chunks, each counted once.
+      expect(await tasks.get(good.id)).to.include({ status: 'succeeded', total: 40, done: 40, chunks: 8, listed: true });
+    } finally {
+      await service.close();
+    }
+  });
+});
