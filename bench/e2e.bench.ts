@@ -126,6 +126,9 @@ export async function runE2eBench(): Promise<BenchResult> {
     figures.submit_p99_ms = round3(submit.p99);
     log(`submits: ${submit.perSecond.toFixed(1)}/s, p50 ${submit.p50.toFixed(1)} ms, p99 ${submit.p99.toFixed(1)} ms`);
     return { suite: 'e2e', figures, ratios };
+  } catch (err) {
+    if (cluster) logTails(cluster);
+    throw err;
   } finally {
     await cluster?.stop().catch((err) => log(`cluster stop: ${(err as Error).message}`));
     store?.close();
@@ -322,6 +325,15 @@ async function e2eRound(cluster: Cluster, bench: Bench, count: number) {
 function logChunks(cluster: Cluster, taskId: string): void {
   const chunks = cluster.workers.flatMap((w) => Cluster.lines(w, 'chunk done')).filter((l) => l.task_id === taskId);
   log(`    chunks: ${chunks.map((c) => `#${c.chunk} ${c.images} images ${c.ms} ms`).join(', ')}`);
+}
+
+/** Each process's exit status and last log lines, to stderr: what a failed run needs to be read. */
+function logTails(cluster: Cluster): void {
+  for (const service of [cluster.gateway, ...cluster.workers].filter(Boolean)) {
+    const { exitCode, signalCode } = service.child;
+    log(`--- ${service.name} (${exitCode === null && signalCode === null ? 'running' : `exited ${exitCode ?? signalCode}`}), last log lines:`);
+    for (const line of service.logs.slice(-15)) log(JSON.stringify(line));
+  }
 }
 
 /** SUBMITS tasks of SUBMIT_IMAGES URIs each, SUBMITS_IN_FLIGHT at a time, after an untimed warm-up. */

@@ -264,5 +264,11 @@ describe('the spine: gateway, queue, two workers, S3 (whole processes)', functio
     expect(unknown.status).to.equal(404);
     expect(unknown.body.error.code).to.equal('not_found');
     expect((await cluster.request('GET', '/nowhere')).status).to.equal(404);
+    const metrics = await cluster.request('GET', '/metrics');
+    expect(metrics.status).to.equal(200);
+    expect(metrics.body).to.match(/^visionq_workers_live\{service="gateway"\} 2$/m);
+    expect(metrics.body).to.match(/^visionq_queue_backlog\{model="fashion-vgg",service="gateway"\} \d+$/m);
+    expect(metrics.body).to.match(/^visionq_tasks_submitted_total\{model="fashion-vgg",kind="batch",service="gateway"\} [1-9]\d*$/m);
+    expect(metrics.body).to.match(/^visionq_http_requests_total\{method="GET",route="\/tasks\/:id",status="404",service="gateway"\} 1$/m);
   });
 });

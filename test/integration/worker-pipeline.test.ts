@@ -7,11 +7,12 @@ import type { Redis } from 'ioredis';
 import { ImagePreprocessor } from '@visionq/imaging';
 import { ImageClassifier, InferenceEngine, ModelRegistry } from '@visionq/inference';
 import { LocalObjectStore } from '@visionq/object-store';
-import { createLogger } from '@visionq/observability';
+import { createLogger, MetricsRegistry, WorkerMetrics } from '@visionq/observability';
 import { connectRedis, ResultStore, TaskQueue, TaskStore, type ChunkJobData, type TaskSpec } from '@visionq/tasks';
 import { ChunkProcessor } from '../../apps/worker/src/chunk-processor';
 import { ConcurrencyGate } from '../../apps/worker/src/concurrency-gate';
 import { ImagePipeline } from '../../apps/worker/src/image-pipeline';
+import { serveMetrics } from '../../apps/worker/src/metrics-server';
 import { SourceLister } from '../../apps/worker/src/source-lister';
 import { WorkerService } from '../../apps/worker/src/worker-service';
 import { BUNDLED_MODELS_DIR, FASHION_DIR } from '../support/model-fixtures';
@@ -23,6 +24,7 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
   this.timeout(60_000);
   const prefix = `vq-worker-${randomUUID().slice(0, 8)}`;
   const logger = createLogger({ silent: true });
+  const metrics = new WorkerMetrics(new MetricsRegistry());
   let redis: Redis;
   let dataDir: string;
   let store: LocalObjectStore;
@@ -47,7 +49,7 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
     queue = new TaskQueue(redis, prefix, 3);
     const classifier = new ImageClassifier(registry, new ImagePreprocessor({ maxImageBytes: 100_000, maxImagePixels: 1 << 24 }), engine);
     pipeline = new ImagePipeline(store, classifier, new ConcurrencyGate(4), 100_000);
-    processor = new ChunkProcessor(tasks, new ResultStore(store, tasks), pipeline, logger);
+    processor = new ChunkProcessor(tasks, new ResultStore(store, tasks), pipeline, logger, metrics);
     png = await readFile(join(FASHION_DIR, '0000-ankle_boot.png'));
     for (let i = 0; i < 40; i++) await store.put(`s3://visionq/in/${String(i).padStart(2, '0')}.png`, png);
   });
@@ -84,13 +86,15 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
     expect(await processor.process(chunk, { urgent: false })).to.include({ status: 'done', succeeded: 2, failed: 1 });
     expect(await processor.process(chunk, { urgent: false })).to.include({ status: 'skipped' });
     expect(await tasks.get(task.id)).to.include({ status: 'completed_with_errors', done: 3, succeeded: 2, failed: 1 });
+    const images = (await metrics.images.get()).values;
+    expect(images.find((v) => v.labels.outcome === 'failed')?.value).to.be.at.least(1);
     const part = (await store.getBytes(ResultStore.partUri(task, 0), 1 << 20)).toString().trim().split('\n');
     expect(part.map((l) => JSON.parse(l).image)).to.deep.equal(chunk.images);
   });
 
   it('drops a chunk whose task is cancelled while it runs, counting nothing', async () => {
     // Polls often, so the cancel lands while most of the 40 images still wait for the gate.
-    const processor = new ChunkProcessor(tasks, new ResultStore(store, tasks), pipeline, logger, 5);
+    const processor = new ChunkProcessor(tasks, new ResultStore(store, tasks), pipeline, logger, metrics, 5);
     const task = spec();
     const images = Array.from({ length: 40 }, (_, i) => `s3://visionq/in/${String(i).padStart(2, '0')}.png`);
     await tasks.create(task, { images: 40, chunks: 1 });
@@ -99,6 +103,21 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
     expect(await running).to.include({ status: 'skipped' });
     expect(await tasks.get(task.id)).to.include({ status: 'cancelled', done: 0 });
     expect(await tasks.committedChunks(task.id)).to.deep.equal([]);
+  });
+
+  it('serves its metrics for Prometheus on the worker\'s port', async () => {
+    const server = await serveMetrics(metrics.registry, 0);
+    try {
+      const { port } = server.address() as { port: number };
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+      expect(res.status).to.equal(200);
+      const text = await res.text();
+      expect(text).to.match(/^visionq_images_total\{model="fashion-vgg",outcome="succeeded"\} [1-9]\d*$/m);
+      expect(text).to.match(/^visionq_chunks_total\{outcome="done"\} [1-9]\d*$/m);
+      expect((await fetch(`http://127.0.0.1:${port}/other`)).status).to.equal(404);
+    } finally {
+      server.close();
+    }
   });
 
   it('fails a task at once, without retries, when its source cannot be addressed', async () => {

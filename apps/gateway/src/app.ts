@@ -19,7 +19,12 @@ export function createApp(deps: GatewayDeps): Express {
     res.setHeader('x-request-id', id);
     const started = performance.now();
     res.on('finish', () => {
-      deps.logger.debug('request', { request_id: id, method: req.method, path: req.path, status: res.statusCode, ms: Math.round(performance.now() - started) });
+      const seconds = (performance.now() - started) / 1000;
+      // The route's pattern, not the path: task ids must not become label values.
+      const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
+      deps.metrics.requests.inc({ method: req.method, route, status: String(res.statusCode) });
+      deps.metrics.requestSeconds.observe({ method: req.method, route }, seconds);
+      deps.logger.debug('request', { request_id: id, method: req.method, path: req.path, status: res.statusCode, ms: Math.round(seconds * 1000) });
     });
     next();
   });

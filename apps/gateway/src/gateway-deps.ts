@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Config } from '@visionq/config';
 import type { BucketPolicy, ObjectStore } from '@visionq/object-store';
-import type { Logger } from '@visionq/observability';
+import type { GatewayMetrics, Logger } from '@visionq/observability';
 import type { IdempotencyStore, ResultStore, TaskStore, TaskSubmitter, WorkerRegistry } from '@visionq/tasks';
 import type { ModelCatalog } from './model-catalog';
 
@@ -18,4 +18,5 @@ export interface GatewayDeps {
   results: ResultStore;
   idempotency: IdempotencyStore;
   workers: WorkerRegistry;
+  metrics: GatewayMetrics;
 }

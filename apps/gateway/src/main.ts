@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { loadConfig } from '@visionq/config';
 import { ConfigError, UnavailableError, VisionqError } from '@visionq/errors';
 import { BucketPolicy, openObjectStore } from '@visionq/object-store';
-import { createLogger } from '@visionq/observability';
+import { createLogger, createMetricsRegistry, GatewayMetrics } from '@visionq/observability';
 import { connectRedis, IdempotencyStore, ResultStore, TaskQueue, TaskStore, TaskSubmitter, WorkerRegistry } from '@visionq/tasks';
 import { createApp } from './app';
 import { ModelCatalog } from './model-catalog';
@@ -21,6 +21,12 @@ async function main(): Promise<void> {
   const { prefix } = config.redis;
   const tasks = new TaskStore(redis, prefix, config.tasks.retentionSeconds);
   const queue = new TaskQueue(redis, prefix, config.tasks.chunkAttempts);
+  const workers = new WorkerRegistry(redis, prefix);
+  const models = catalog.list().map((m) => m.name);
+  const metrics = new GatewayMetrics(createMetricsRegistry('gateway'), {
+    backlog: async () => Object.fromEntries(await Promise.all(models.map(async (m) => [m, await queue.backlog(m)] as const))),
+    liveWorkers: async () => (await workers.live()).length,
+  });
   const app = createApp({
     config,
     logger,
@@ -32,7 +38,8 @@ async function main(): Promise<void> {
     submitter: new TaskSubmitter(tasks, queue, config.tasks.chunkSize),
     results: new ResultStore(store, tasks),
     idempotency: new IdempotencyStore(redis, prefix, config.tasks.retentionSeconds),
-    workers: new WorkerRegistry(redis, prefix),
+    workers,
+    metrics,
   });
 
   const server = app.listen(config.server.port);

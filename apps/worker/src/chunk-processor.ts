@@ -1,5 +1,5 @@
 import type { ImageResult } from '@visionq/inference';
-import type { Logger } from '@visionq/observability';
+import type { Logger, WorkerMetrics } from '@visionq/observability';
 import { isTerminal, ResultStore, type ChunkJobData, type TaskStore } from '@visionq/tasks';
 import type { ImagePipeline } from './image-pipeline';
 
@@ -24,6 +24,7 @@ export class ChunkProcessor {
     private readonly results: ResultStore,
     private readonly pipeline: ImagePipeline,
     private readonly logger: Logger,
+    private readonly metrics: WorkerMetrics,
     /** How often a running chunk looks whether its task was cancelled: a cancel stops its work within about this long. */
     private readonly cancelPollMs = 500,
   ) {}
@@ -31,9 +32,12 @@ export class ChunkProcessor {
   async process(chunk: ChunkJobData, options: { urgent: boolean }): Promise<ChunkOutcome> {
     const skipped: ChunkOutcome = { status: 'skipped', succeeded: 0, failed: 0 };
     const status = await this.tasks.status(chunk.taskId);
-    if (status === null || (isTerminal(status) && !options.urgent)) return skipped;
+    const alreadyCounted = async () => !options.urgent && (await this.tasks.isCommitted(chunk.taskId, chunk.chunk));
     // A waiting client gets its result even from a re-run; batch chunks already counted are not redone.
-    if (!options.urgent && (await this.tasks.isCommitted(chunk.taskId, chunk.chunk))) return skipped;
+    if (status === null || (isTerminal(status) && !options.urgent) || (await alreadyCounted())) {
+      this.metrics.chunks.inc({ outcome: 'skipped' });
+      return skipped;
+    }
     await this.tasks.markRunning(chunk.taskId);
 
     const started = performance.now();
@@ -43,8 +47,12 @@ export class ChunkProcessor {
     try {
       results = await Promise.all(chunk.images.map((uri) => this.pipeline.classify(uri, chunk.model, chunk.topK, { urgent: options.urgent, signal: cancel.signal })));
     } catch (err) {
-      if (!cancel.signal.aborted) throw err;
+      if (!cancel.signal.aborted) {
+        this.metrics.chunks.inc({ outcome: 'error' });
+        throw err;
+      }
       this.logger.info('chunk dropped: its task has ended', { task_id: chunk.taskId, chunk: chunk.chunk });
+      this.metrics.chunks.inc({ outcome: 'skipped' });
       return skipped;
     } finally {
       clearInterval(watch);
@@ -52,12 +60,17 @@ export class ChunkProcessor {
     const failed = results.filter((r) => 'error' in r).length;
     await this.results.writePart({ id: chunk.taskId, output: chunk.output }, chunk.chunk, results);
     const outcome = await this.tasks.commitChunk(chunk.taskId, chunk.chunk, { succeeded: results.length - failed, failed });
+    const seconds = (performance.now() - started) / 1000;
+    this.metrics.chunks.inc({ outcome: 'done' });
+    this.metrics.chunkSeconds.observe(seconds);
+    this.metrics.images.inc({ model: chunk.model, outcome: 'succeeded' }, results.length - failed);
+    this.metrics.images.inc({ model: chunk.model, outcome: 'failed' }, failed);
     this.logger.info('chunk done', {
       task_id: chunk.taskId,
       chunk: chunk.chunk,
       images: results.length,
       failed,
-      ms: Math.round(performance.now() - started),
+      ms: Math.round(seconds * 1000),
       commit: outcome,
     });
     return { status: 'done', succeeded: results.length - failed, failed, results: options.urgent ? results : undefined };

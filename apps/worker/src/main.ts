@@ -5,11 +5,12 @@ import { UnavailableError, VisionqError } from '@visionq/errors';
 import { configureDecoder, ImagePreprocessor } from '@visionq/imaging';
 import { ImageClassifier, InferenceEngine, ModelRegistry } from '@visionq/inference';
 import { openObjectStore } from '@visionq/object-store';
-import { createLogger } from '@visionq/observability';
+import { createLogger, createMetricsRegistry, WorkerMetrics } from '@visionq/observability';
 import { connectRedis, ResultStore, TaskQueue, TaskStore, WorkerRegistry } from '@visionq/tasks';
 import { ChunkProcessor } from './chunk-processor';
 import { ConcurrencyGate } from './concurrency-gate';
 import { ImagePipeline } from './image-pipeline';
+import { serveMetrics } from './metrics-server';
 import { SourceLister } from './source-lister';
 import { WorkerService } from './worker-service';
 
@@ -29,7 +30,16 @@ async function main(): Promise<void> {
     only: config.worker.models.length > 0 ? config.worker.models : undefined,
     logger,
   });
-  const engine = new InferenceEngine(registry, { batching: config.batching, warmup: config.inference.warmup, logger });
+  const metrics = new WorkerMetrics(createMetricsRegistry('worker'));
+  const engine = new InferenceEngine(registry, {
+    batching: config.batching,
+    warmup: config.inference.warmup,
+    logger,
+    onBatch: (model, size, seconds) => {
+      metrics.batchSize.observe({ model }, size);
+      metrics.inferenceSeconds.observe({ model }, seconds);
+    },
+  });
   await engine.start();
 
   const { prefix } = config.redis;
@@ -37,7 +47,7 @@ async function main(): Promise<void> {
   const queue = new TaskQueue(redis, prefix, config.tasks.chunkAttempts);
   const classifier = new ImageClassifier(registry, new ImagePreprocessor(config.imaging), engine);
   const pipeline = new ImagePipeline(store, classifier, new ConcurrencyGate(config.worker.fetchConcurrency), config.imaging.maxImageBytes);
-  const processor = new ChunkProcessor(tasks, new ResultStore(store, tasks), pipeline, logger);
+  const processor = new ChunkProcessor(tasks, new ResultStore(store, tasks), pipeline, logger, metrics);
   const lister = new SourceLister(store, tasks, queue, { pageSize: config.tasks.listPageSize, chunkSize: config.tasks.chunkSize }, logger);
   const models = registry.list().map((m) => m.name);
   const service = new WorkerService(
@@ -69,7 +79,8 @@ async function main(): Promise<void> {
     },
     (err) => logger.warn('heartbeat failed', { error: (err as Error).message }),
   );
-  logger.info('worker ready', { models, chunk_concurrency: config.worker.chunkConcurrency, fetch_concurrency: config.worker.fetchConcurrency });
+  const metricsServer = config.worker.metricsPort > 0 ? await serveMetrics(metrics.registry, config.worker.metricsPort) : undefined;
+  logger.info('worker ready', { models, metrics_port: config.worker.metricsPort || undefined, chunk_concurrency: config.worker.chunkConcurrency, fetch_concurrency: config.worker.fetchConcurrency });
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -77,6 +88,7 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info('stopping: no new chunks, finishing those in flight', { signal });
     await service.close();
+    metricsServer?.close();
     await heartbeat.stop(workerId).catch(() => undefined);
     await engine.stop();
     await registry.release();

@@ -87,6 +87,8 @@ export interface Config {
     stalledIntervalMs: number;
     /** Models this worker serves; empty: every model in MODELS_DIR. */
     models: string[];
+    /** Port of the worker's `GET /metrics`; 0: none. */
+    metricsPort: number;
   };
 }
 
@@ -148,6 +150,7 @@ export const VARIABLES = {
   FETCH_CONCURRENCY: { schema: int(1, 1024), default: '16', path: 'worker.fetchConcurrency', doc: 'Object fetches in flight per worker.' },
   LOCK_DURATION_MS: { schema: int(1000), default: '60000', path: 'worker.lockDurationMs', doc: 'A chunk whose worker stops renewing its lock this long is handed to another worker.' },
   STALLED_INTERVAL_MS: { schema: int(1000), default: '30000', path: 'worker.stalledIntervalMs', doc: 'How often workers look for chunks whose worker died.' },
+  WORKER_METRICS_PORT: { schema: int(0, 65535), default: '0', path: 'worker.metricsPort', doc: 'Port where a worker serves `GET /metrics` (Prometheus); 0 = none. Give each worker on one host its own.' },
   WORKER_MODELS: { schema: list, default: '', path: 'worker.models', doc: 'Comma list of models a worker serves; empty = every model in `MODELS_DIR`.' },
 } as const;
 

@@ -19,6 +19,8 @@ export interface EngineOptions {
   /** Run each preferred batch size once per model in `start()`. */
   warmup: boolean;
   logger: Logger;
+  /** Told of every batch served (not warm-up runs): for metrics. */
+  onBatch?: (model: string, size: number, seconds: number) => void;
 }
 
 /**
@@ -104,7 +106,10 @@ export class InferenceEngine {
     const size = 3 * height * width;
     const input = new Float32Array(images.length * size);
     images.forEach((image, i) => writeNormalized(image, model.spec, input, i * size));
-    return this.infer(model, input, images.length);
+    const started = performance.now();
+    const rows = await this.infer(model, input, images.length);
+    this.options.onBatch?.(model.name, images.length, (performance.now() - started) / 1000);
+    return rows;
   }
 
   /** One session run; returns a probability row per image. */

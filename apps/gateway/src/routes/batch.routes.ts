@@ -50,6 +50,7 @@ export function batchRoutes(deps: GatewayDeps): Router {
       await discard(deps, submission.uploads);
       throw err;
     }
+    deps.metrics.tasksSubmitted.inc({ model: submission.spec.model, kind: 'batch' });
     deps.logger.info('task queued', { task_id: id, model: submission.spec.model, images: 'images' in submission.input ? submission.input.images.length : undefined });
     res.status(202).location(`/tasks/${id}`).json({ task_id: id, status: 'queued', status_url: `/tasks/${id}` });
   });

@@ -21,6 +21,7 @@ export function predictRoutes(deps: GatewayDeps): Router {
     const { image, options } = isMultipart(req) ? await fromUpload(deps, req, id) : fromJson(deps, req);
     const spec = buildTaskSpec(deps, id, 'predict', options);
     const { wait } = await deps.submitter.predict(spec, image);
+    deps.metrics.tasksSubmitted.inc({ model: spec.model, kind: 'predict' });
     const model = deps.catalog.get(spec.model).manifest;
     try {
       const result = await wait(deps.config.tasks.predictTimeoutMs);

@@ -1,7 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import type { GatewayDeps } from '../gateway-deps';
 
-/** `GET /models`, `GET /healthz` (the process answers), `GET /readyz` (it can do work). */
+/** `GET /models`, `GET /metrics` (Prometheus), `GET /healthz` (the process answers), `GET /readyz` (it can do work). */
 export function systemRoutes(deps: GatewayDeps): Router {
   const router = Router();
 
@@ -13,6 +13,10 @@ export function systemRoutes(deps: GatewayDeps): Router {
         return { ...model, workers: serving.length, providers: [...new Set(serving.map((w) => w.providers[model.name]))].filter(Boolean) };
       }),
     });
+  });
+
+  router.get('/metrics', async (_req: Request, res: Response) => {
+    res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
 
   router.get('/healthz', (_req: Request, res: Response) => {

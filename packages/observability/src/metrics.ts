@@ -1,0 +1,83 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export { Registry as MetricsRegistry } from 'prom-client';
+
+/** A registry holding the process's own metrics (CPU, memory, event-loop lag), every series labelled with `service`. */
+export function createMetricsRegistry(service: 'gateway' | 'worker'): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service });
+  collectDefaultMetrics({ register: registry, prefix: 'visionq_' });
+  return registry;
+}
+
+/** What the gateway reads at scrape time. Both calls should answer fast; a failure leaves the gauge unset. */
+export interface GatewaySources {
+  /** Jobs waiting per model (chunks, list pages, predicts): what an autoscaler (KEDA) scales workers on. */
+  backlog(): Promise<Record<string, number>>;
+  liveWorkers(): Promise<number>;
+}
+
+/** The gateway's series; `GET /metrics` serves `registry`. */
+export class GatewayMetrics {
+  readonly requests: Counter<'method' | 'route' | 'status'>;
+  readonly requestSeconds: Histogram<'method' | 'route'>;
+  readonly tasksSubmitted: Counter<'model' | 'kind'>;
+
+  constructor(
+    readonly registry: Registry,
+    sources: GatewaySources,
+  ) {
+    this.requests = new Counter({ name: 'visionq_http_requests_total', help: 'HTTP requests answered', labelNames: ['method', 'route', 'status'], registers: [registry] });
+    this.requestSeconds = new Histogram({
+      name: 'visionq_http_request_duration_seconds',
+      help: 'Time to answer an HTTP request',
+      labelNames: ['method', 'route'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    });
+    this.tasksSubmitted = new Counter({ name: 'visionq_tasks_submitted_total', help: 'Tasks accepted', labelNames: ['model', 'kind'], registers: [registry] });
+    new Gauge({
+      name: 'visionq_queue_backlog',
+      help: 'Jobs waiting to be taken, per model',
+      labelNames: ['model'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const [model, waiting] of Object.entries(await sources.backlog().catch(() => ({})))) this.set({ model }, waiting);
+      },
+    });
+    new Gauge({
+      name: 'visionq_workers_live',
+      help: 'Worker replicas whose heartbeat is current',
+      registers: [registry],
+      async collect() {
+        const live = await sources.liveWorkers().catch(() => undefined);
+        if (live === undefined) this.reset();
+        else this.set(live);
+      },
+    });
+  }
+}
+
+/** A worker's series, served on its metrics port. */
+export class WorkerMetrics {
+  readonly images: Counter<'model' | 'outcome'>;
+  readonly chunks: Counter<'outcome'>;
+  readonly chunkSeconds: Histogram;
+  readonly batchSize: Histogram<'model'>;
+  readonly inferenceSeconds: Histogram<'model'>;
+
+  constructor(readonly registry: Registry) {
+    this.images = new Counter({ name: 'visionq_images_total', help: 'Images classified (succeeded) or given an error line (failed)', labelNames: ['model', 'outcome'], registers: [registry] });
+    this.chunks = new Counter({ name: 'visionq_chunks_total', help: 'Chunks run: done, skipped (already counted or task ended), error (will retry)', labelNames: ['outcome'], registers: [registry] });
+    this.chunkSeconds = new Histogram({ name: 'visionq_chunk_duration_seconds', help: 'Time to run one chunk', buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300], registers: [registry] });
+    this.batchSize = new Histogram({ name: 'visionq_batch_size', help: 'Images per inference batch', labelNames: ['model'], buckets: [1, 2, 4, 8, 16, 32, 64, 128], registers: [registry] });
+    this.inferenceSeconds = new Histogram({
+      name: 'visionq_inference_duration_seconds',
+      help: 'Time of one batch in the model session',
+      labelNames: ['model'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    });
+  }
+}
