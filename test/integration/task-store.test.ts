@@ -97,8 +97,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('@visionq/tasks against Redis', function () {
   before(async () => {
-    redis = await connectRedis(REDIS_URL);
-    pool = await Promise.all(Array.from({ length: 4 }, () => connectRedis(REDIS_URL)));
+    redis = await connectRedis(REDIS_URL, { failFast: false, onError: () => undefined });
+    pool = await Promise.all(Array.from({ length: 4 }, () => connectRedis(REDIS_URL, { failFast: false, onError: () => undefined })));
     tasks = new TaskStore(redis, PREFIX, RETENTION_SECONDS);
   });
 
@@ -648,7 +648,7 @@ describe('@visionq/tasks against Redis', function () {
     let inspect: Queue;
 
     before(() => {
-      queue = new TaskQueue(redis, PREFIX, 3);
+      queue = new TaskQueue(redis, PREFIX, 3, () => undefined);
       submitter = new TaskSubmitter(tasks, queue, 2);
       inspect = new Queue(chunkQueueName(MODEL), { connection: redis, prefix: PREFIX });
     });

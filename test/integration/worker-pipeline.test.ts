@@ -40,13 +40,13 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
   const chunkOf = (task: TaskSpec, images: string[], chunk = 0): ChunkJobData => ({ taskId: task.id, chunk, images, model: MODEL, topK: 3, output: OUTPUT });
 
   before(async () => {
-    redis = await connectRedis('redis://127.0.0.1:6379');
+    redis = await connectRedis('redis://127.0.0.1:6379', { failFast: false, onError: () => undefined });
     dataDir = await mkdtemp(join(tmpdir(), 'vq-worker-'));
     store = new LocalObjectStore(dataDir);
     registry = await ModelRegistry.load(BUNDLED_MODELS_DIR, { providers: ['cpu'] }, { logger, only: [MODEL] });
     engine = new InferenceEngine(registry, { batching: { maxBatchSize: 8, maxQueueDelayMs: 2, preferredBatchSizes: [] }, warmup: false, logger });
     tasks = new TaskStore(redis, prefix, 600);
-    queue = new TaskQueue(redis, prefix, 3);
+    queue = new TaskQueue(redis, prefix, 3, () => undefined);
     const classifier = new ImageClassifier(registry, new ImagePreprocessor({ maxImageBytes: 100_000, maxImagePixels: 1 << 24 }), engine);
     pipeline = new ImagePipeline(store, classifier, new ConcurrencyGate(4), 100_000);
     processor = new ChunkProcessor(tasks, new ResultStore(store, tasks), pipeline, logger, metrics);

@@ -61,6 +61,8 @@ describe('DynamicBatcher', function () {
       [{ maxBatchSize: 8, maxConcurrentBatches: 0 }, RangeError, /maxConcurrentBatches/],
       [{ maxBatchSize: 8, maxBatchesAhead: -1 }, RangeError, /maxBatchesAhead/],
       [{ maxBatchSize: 8, maxQueueSize: 0 }, RangeError, /maxQueueSize/],
+      [{ maxBatchSize: 8, maxHoldMs: -1 }, RangeError, /maxHoldMs/],
+      [{ maxBatchSize: 8, upcoming: 3 as unknown as () => number }, TypeError, /upcoming/],
     ];
     for (const [options, type, message] of bad) {
       it(`rejects ${JSON.stringify(options, (_, v) => (v === Infinity ? 'Infinity' : v))} naming the option`, () => {
@@ -204,6 +206,37 @@ describe('DynamicBatcher', function () {
     calls[3].release();
     await stopped;
     expect(await Promise.all(results)).to.deep.equal([1, 2, 3, 4, 5, 100, 101]);
+  });
+
+  it('holds a partial batch past its delay while the caller still prepares items, up to maxHoldMs', async () => {
+    const { handler, calls, sizes } = manualHandler((x: number) => x);
+    let upcoming = 3;
+    const batcher = new DynamicBatcher(handler, { maxBatchSize: 4, maxQueueDelayMs: 1, maxHoldMs: 10_000, upcoming: () => upcoming });
+    const results = [batcher.enqueue(1)];
+    await sleep(20);
+    expect(calls).to.have.length(0); // held: three more are on their way
+    results.push(batcher.enqueue(2), batcher.enqueue(3));
+    upcoming = 0; // the last one failed to decode: it will never come
+    await waitFor(() => calls.length === 1, 'the held batch');
+    expect(sizes()).to.deep.equal([3]);
+    calls[0].release();
+    expect(await Promise.all(results)).to.deep.equal([1, 2, 3]);
+  });
+
+  it('holds no longer than maxHoldMs, and never with an urgent item waiting', async () => {
+    const { handler, calls, sizes } = manualHandler((x: number) => x);
+    const batcher = new DynamicBatcher(handler, { maxBatchSize: 4, maxQueueDelayMs: 1, maxHoldMs: 30, upcoming: () => 5 });
+    const started = performance.now();
+    const first = batcher.enqueue(1);
+    await waitFor(() => calls.length === 1, 'the batch after the hold');
+    expect(performance.now() - started).to.be.at.least(25);
+    calls[0].release();
+    await first;
+    const urgent = batcher.enqueue(2, { urgent: true });
+    await waitFor(() => calls.length === 2, 'the urgent batch');
+    expect(sizes()).to.deep.equal([1, 1]);
+    calls[1].release();
+    await urgent;
   });
 
   it('runs at most maxConcurrentBatches batches at once', async () => {

@@ -1,6 +1,7 @@
 import type { ErrorRequestHandler } from 'express';
 import { ErrorCode, httpStatusOf, toErrorBody, VisionqError } from '@visionq/errors';
 import type { Logger } from '@visionq/observability';
+import { isRedisConnectionError, redisUnavailable } from '@visionq/tasks';
 
 /** body-parser's failures, in the words of DESIGN.md's error codes. */
 function fromBodyParser(err: { type?: string; message?: string; limit?: number }): VisionqError | undefined {
@@ -26,7 +27,7 @@ function fromBodyParser(err: { type?: string; message?: string; limit?: number }
  */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
-    const known = err instanceof VisionqError ? err : fromBodyParser(err as { type?: string });
+    const known = err instanceof VisionqError ? err : isRedisConnectionError(err) ? redisUnavailable(err) : fromBodyParser(err as { type?: string });
     const requestId = res.getHeader('x-request-id');
     if (!known) {
       logger.error('request failed', { request_id: requestId, method: req.method, path: req.path, error: (err as Error)?.stack ?? String(err) });

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { loadConfig } from '@visionq/config';
 import { ConfigError, UnavailableError, VisionqError } from '@visionq/errors';
 import { BucketPolicy, openObjectStore } from '@visionq/object-store';
-import { createLogger, createMetricsRegistry, GatewayMetrics } from '@visionq/observability';
+import { connectionErrorLogger, createLogger, createMetricsRegistry, GatewayMetrics } from '@visionq/observability';
 import { connectRedis, IdempotencyStore, ResultStore, TaskQueue, TaskStore, TaskSubmitter, WorkerRegistry } from '@visionq/tasks';
 import { createApp } from './app';
 import { ModelCatalog } from './model-catalog';
@@ -16,11 +16,12 @@ async function main(): Promise<void> {
     if (!buckets.allows(uri)) throw new ConfigError(`${name}=${uri} is in a bucket ALLOWED_BUCKETS does not list`, [{ field: name, message: 'bucket not allowed' }]);
   }
   const catalog = await ModelCatalog.load(config.models.dir, config.models.defaultModel);
-  const redis = await connectRedis(config.redis.url);
+  const onRedisError = connectionErrorLogger(logger, 'Redis connection error');
+  const redis = await connectRedis(config.redis.url, { failFast: true, onError: onRedisError });
   const store = openObjectStore(config.store);
   const { prefix } = config.redis;
   const tasks = new TaskStore(redis, prefix, config.tasks.retentionSeconds);
-  const queue = new TaskQueue(redis, prefix, config.tasks.chunkAttempts);
+  const queue = new TaskQueue(redis, prefix, config.tasks.chunkAttempts, onRedisError);
   const workers = new WorkerRegistry(redis, prefix);
   const models = catalog.list().map((m) => m.name);
   const metrics = new GatewayMetrics(createMetricsRegistry('gateway'), {

@@ -12,6 +12,9 @@ import type { ConcurrencyGate } from './concurrency-gate';
  * that image's error line; a store that cannot be reached throws, so the chunk is retried.
  */
 export class ImagePipeline {
+  /** Per model: images inside the gate (being fetched or decoded), soon in its batcher. */
+  private readonly preparing = new Map<string, number>();
+
   constructor(
     private readonly store: ObjectStore,
     private readonly classifier: ImageClassifier,
@@ -23,10 +26,20 @@ export class ImagePipeline {
   async classify(uri: string, model: string, k: number, options: { urgent?: boolean; signal?: AbortSignal } = {}): Promise<ImageResult> {
     const prepared = await this.gate.run(async () => {
       options.signal?.throwIfAborted();
-      const bytes = await this.fetch(uri);
-      return Buffer.isBuffer(bytes) ? this.classifier.prepare(uri, bytes, model) : bytes;
+      this.preparing.set(model, (this.preparing.get(model) ?? 0) + 1);
+      try {
+        const bytes = await this.fetch(uri);
+        return Buffer.isBuffer(bytes) ? await this.classifier.prepare(uri, bytes, model) : bytes;
+      } finally {
+        this.preparing.set(model, this.preparing.get(model)! - 1);
+      }
     }, options);
     return 'pixels' in prepared ? this.classifier.infer(prepared, k, options) : prepared;
+  }
+
+  /** Images of `model` being fetched or decoded right now: the engine's batcher may wait for them. */
+  upcoming(model: string): number {
+    return this.preparing.get(model) ?? 0;
   }
 
   private async fetch(uri: string): Promise<Buffer | ImageResult> {

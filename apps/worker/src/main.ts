@@ -5,7 +5,7 @@ import { UnavailableError, VisionqError } from '@visionq/errors';
 import { configureDecoder, ImagePreprocessor } from '@visionq/imaging';
 import { ImageClassifier, InferenceEngine, ModelRegistry } from '@visionq/inference';
 import { openObjectStore } from '@visionq/object-store';
-import { createLogger, createMetricsRegistry, WorkerMetrics } from '@visionq/observability';
+import { connectionErrorLogger, createLogger, createMetricsRegistry, WorkerMetrics } from '@visionq/observability';
 import { connectRedis, ResultStore, TaskQueue, TaskStore, WorkerRegistry } from '@visionq/tasks';
 import { ChunkProcessor } from './chunk-processor';
 import { ConcurrencyGate } from './concurrency-gate';
@@ -24,7 +24,8 @@ async function main(): Promise<void> {
   const logger = createLogger({ level: config.log.level, format: config.log.format, defaultMeta: { service: 'worker', worker_id: workerId } });
   configureDecoder({ threadsPerImage: 1 });
 
-  const redis = await connectRedis(config.redis.url);
+  const onRedisError = connectionErrorLogger(logger, 'Redis connection error');
+  const redis = await connectRedis(config.redis.url, { failFast: false, onError: onRedisError });
   const store = openObjectStore(config.store);
   const registry = await ModelRegistry.load(config.models.dir, config.inference, {
     only: config.worker.models.length > 0 ? config.worker.models : undefined,
@@ -35,6 +36,7 @@ async function main(): Promise<void> {
     batching: config.batching,
     warmup: config.inference.warmup,
     logger,
+    upcoming: (model) => pipeline.upcoming(model),
     onBatch: (model, size, seconds) => {
       metrics.batchSize.observe({ model }, size);
       metrics.inferenceSeconds.observe({ model }, seconds);
@@ -44,7 +46,7 @@ async function main(): Promise<void> {
 
   const { prefix } = config.redis;
   const tasks = new TaskStore(redis, prefix, config.tasks.retentionSeconds);
-  const queue = new TaskQueue(redis, prefix, config.tasks.chunkAttempts);
+  const queue = new TaskQueue(redis, prefix, config.tasks.chunkAttempts, onRedisError);
   const classifier = new ImageClassifier(registry, new ImagePreprocessor(config.imaging), engine);
   const pipeline = new ImagePipeline(store, classifier, new ConcurrencyGate(config.worker.fetchConcurrency), config.imaging.maxImageBytes);
   const processor = new ChunkProcessor(tasks, new ResultStore(store, tasks), pipeline, logger, metrics);

@@ -1,7 +1,7 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { ErrorCode, VisionqError } from '@visionq/errors';
-import type { Logger } from '@visionq/observability';
+import { connectionErrorLogger, type Logger } from '@visionq/observability';
 import { chunkQueueName, JobName, predictQueueName, type ChunkJobData, type ListJobData, type TaskStore } from '@visionq/tasks';
 import type { ChunkProcessor } from './chunk-processor';
 import type { SourceLister } from './source-lister';
@@ -35,6 +35,7 @@ function isPermanent(err: unknown): err is VisionqError {
 export class WorkerService {
   private readonly workers: Worker[] = [];
   private closing?: Promise<void>;
+  private readonly onConsumerError: (err: Error) => void;
 
   constructor(
     private readonly connection: Redis,
@@ -44,7 +45,10 @@ export class WorkerService {
     private readonly lister: SourceLister,
     private readonly options: WorkerServiceOptions,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    // While Redis is down every consumer reports each reconnect attempt: one line every few seconds is enough.
+    this.onConsumerError = connectionErrorLogger(logger, 'queue consumer error');
+  }
 
   start(): void {
     for (const model of this.options.models) {
@@ -80,7 +84,7 @@ export class WorkerService {
       maxStalledCount: 3,
     });
     worker.on('failed', (job, err) => void this.onFailed(job, err));
-    worker.on('error', (err) => this.logger.error('queue consumer error', { queue, error: err.message }));
+    worker.on('error', this.onConsumerError);
     this.workers.push(worker);
   }
 

@@ -28,6 +28,8 @@ export interface Config {
     maxBatchSize: number;
     maxQueueDelayMs: number;
     preferredBatchSizes: number[];
+    /** Longest a partial batch waits, past maxQueueDelayMs, for images still being decoded. */
+    maxHoldMs: number;
   };
   imaging: {
     maxImageBytes: number;
@@ -122,6 +124,7 @@ export const VARIABLES = {
   WARMUP: { schema: bool, default: 'true', path: 'inference.warmup', doc: 'Run each preferred batch size once when a model loads.' },
   MAX_BATCH_SIZE: { schema: int(1, 4096), default: '16', path: 'batching.maxBatchSize', doc: 'Largest batch the dynamic batcher sends to a model.' },
   MAX_QUEUE_DELAY_MS: { schema: int(0, 60_000), default: '10', path: 'batching.maxQueueDelayMs', doc: 'Longest an image waits for its batch to fill.' },
+  BATCH_HOLD_MS: { schema: int(0, 60_000), default: '100', path: 'batching.maxHoldMs', doc: 'On a worker, longest a partial batch waits past `MAX_QUEUE_DELAY_MS` while more images for its model are being fetched and decoded (not for `/predict` images).' },
   PREFERRED_BATCH_SIZES: { schema: intList, default: '', path: 'batching.preferredBatchSizes', doc: 'Comma list of batch sizes the batcher aims for (and warms up); empty = max batch size.' },
   MAX_IMAGE_BYTES: { schema: int(1), default: String(50 * 1024 * 1024), path: 'imaging.maxImageBytes', doc: 'Larger inputs fail with `image_too_large` before decoding.' },
   MAX_IMAGE_PIXELS: { schema: int(1), default: String(100_000_000), path: 'imaging.maxImagePixels', doc: 'Images whose header claims more pixels fail with `image_too_large` before decoding.' },

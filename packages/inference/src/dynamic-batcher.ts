@@ -18,6 +18,10 @@ import { ErrorCode, UnavailableError, VisionqError } from '@visionq/errors';
  * - After stop(), enqueue rejects with UnavailableError; queued items still run, at once.
  * - Urgent items (interactive requests) queue ahead of every normal item, behind earlier
  *   urgent ones; they never make a waiting item's deadline later.
+ * - With `upcoming` and `maxHoldMs`: when (b) would send a partial batch but the caller is
+ *   still preparing items for it, the batch waits for them up to maxHoldMs more, unless
+ *   an urgent item waits. An idle model then starts a task with a full batch instead of
+ *   a batch of one image that costs nearly a full batch's time.
  */
 export interface DynamicBatcherOptions {
   /** Largest batch handed to the handler. Required, an integer >= 1. */
@@ -37,7 +41,14 @@ export interface DynamicBatcherOptions {
   maxBatchesAhead?: number;
   /** Items waiting (not yet in a batch) beyond which enqueue rejects with UnavailableError. Default Infinity. */
   maxQueueSize?: number;
+  /** Items the caller is preparing that will be enqueued soon (fetched, decoding). Default: none. */
+  upcoming?: () => number;
+  /** Longest a partial batch waits, past maxQueueDelayMs, for upcoming items. Default 0 (never). */
+  maxHoldMs?: number;
 }
+
+/** How often a held batch looks again whether its upcoming items are still coming (some end as errors, never enqueued). */
+const HOLD_RECHECK_MS = 5;
 
 /** Runs one batch; must return exactly one output per input, in order. */
 export type BatchHandler<I, O> = (items: I[]) => Promise<O[]>;
@@ -60,6 +71,8 @@ export class DynamicBatcher<I, O> {
   private readonly maxConcurrentBatches: number;
   private readonly maxBatchesAhead: number;
   private readonly maxQueueSize: number;
+  private readonly upcoming: () => number;
+  private readonly maxHoldMs: number;
 
   private readonly queue: Entry<I, O>[] = [];
   /** Urgent entries at the head of `queue`. */
@@ -84,6 +97,9 @@ export class DynamicBatcher<I, O> {
     this.maxBatchesAhead = checkNumber('maxBatchesAhead', options.maxBatchesAhead ?? 0, 0, Infinity, true);
     const maxQueueSize = options.maxQueueSize ?? Infinity;
     this.maxQueueSize = maxQueueSize === Infinity ? Infinity : checkNumber('maxQueueSize', maxQueueSize, 1, Infinity, true);
+    this.maxHoldMs = checkNumber('maxHoldMs', options.maxHoldMs ?? 0, 0, MAX_TIMER_MS, false);
+    if (options.upcoming !== undefined && typeof options.upcoming !== 'function') throw new TypeError('upcoming must be a function');
+    this.upcoming = options.upcoming ?? (() => 0);
     const preferred = options.preferredBatchSizes ?? [];
     if (!Array.isArray(preferred)) throw new TypeError('preferredBatchSizes must be an array of integers');
     preferred.forEach((size, i) => checkNumber(`preferredBatchSizes[${i}]`, size, 1, this.maxBatchSize, true));
@@ -163,8 +179,15 @@ export class DynamicBatcher<I, O> {
   private nextBatchSize(): number {
     const queued = this.queue.length;
     if (queued >= this.maxBatchSize) return this.maxBatchSize;
-    if (this.stopPromise || performance.now() >= this.queue[0].deadline) return queued;
-    return this.preferred.find((size) => size <= queued) ?? 0;
+    const preferred = this.preferred.find((size) => size <= queued) ?? 0;
+    if (this.stopPromise) return queued;
+    if (performance.now() >= this.queue[0].deadline) return this.holding() ? preferred : queued;
+    return preferred;
+  }
+
+  /** A partial batch whose deadline has passed keeps waiting: more items are on their way. */
+  private holding(): boolean {
+    return this.maxHoldMs > 0 && this.urgentQueued === 0 && performance.now() < this.queue[0].deadline + this.maxHoldMs && this.upcoming() > 0;
   }
 
   /** One timer, for the oldest item's deadline, only while it could start a batch. */
@@ -175,7 +198,9 @@ export class DynamicBatcher<I, O> {
       this.timer = undefined;
       return;
     }
-    const deadline = this.queue[0].deadline;
+    let deadline = this.queue[0].deadline;
+    const now = performance.now();
+    if (now >= deadline && this.maxHoldMs > 0) deadline = Math.min(deadline + this.maxHoldMs, now + HOLD_RECHECK_MS);
     if (this.timer && this.timerDeadline === deadline) return;
     clearTimeout(this.timer);
     this.timerDeadline = deadline;
@@ -183,7 +208,7 @@ export class DynamicBatcher<I, O> {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.dispatch(); // re-arms if the timer fired a little early
-    }, Math.max(0, deadline - performance.now()));
+    }, Math.max(0, deadline - now));
   }
 
   private async run(batch: Entry<I, O>[]): Promise<void> {

@@ -12,6 +12,8 @@ export interface BatchingOptions {
   maxQueueDelayMs: number;
   /** Sizes sent as soon as they can be formed, and warmed up; [] = maxBatchSize. */
   preferredBatchSizes: number[];
+  /** Longest a partial batch waits, past maxQueueDelayMs, for images still being prepared (see `upcoming`). Default 0. */
+  maxHoldMs?: number;
 }
 
 export interface EngineOptions {
@@ -19,6 +21,8 @@ export interface EngineOptions {
   /** Run each preferred batch size once per model in `start()`. */
   warmup: boolean;
   logger: Logger;
+  /** Images of a model its caller is still preparing, so a partial batch can wait for them. */
+  upcoming?: (model: string) => number;
   /** Told of every batch served (not warm-up runs): for metrics. */
   onBatch?: (model: string, size: number, seconds: number) => void;
 }
@@ -49,6 +53,8 @@ export class InferenceEngine {
           // the device never idles for a round trip. On the CPU the model already uses
           // every core: filling the next batch meanwhile would slow the running one.
           maxBatchesAhead: model.session.provider === 'cpu' ? 0 : 1,
+          maxHoldMs: options.batching.maxHoldMs ?? 0,
+          upcoming: options.upcoming && (() => options.upcoming!(model.name)),
         }),
       );
     }

@@ -31,3 +31,23 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     transports: [new winston.transports.Console({ stderrLevels: ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'] })],
   });
 }
+
+/**
+ * An error listener for a connection that retries by itself: it logs `message` at most
+ * once per `intervalMs` (with how many errors came meanwhile), so an outage is one line
+ * every few seconds rather than one per reconnect attempt.
+ */
+export function connectionErrorLogger(logger: Logger, message: string, intervalMs = 10_000): (err: Error) => void {
+  let last = -Infinity;
+  let suppressed = 0;
+  return (err) => {
+    const now = Date.now();
+    if (now - last < intervalMs) {
+      suppressed++;
+      return;
+    }
+    logger.warn(message, { error: err.message, ...(suppressed > 0 ? { errors_since_last_line: suppressed } : {}) });
+    last = now;
+    suppressed = 0;
+  };
+}

@@ -13,4 +13,5 @@ export { TaskStore } from './task.store';
 export type { CancelOutcome, ChunkCounts, CommitOutcome } from './task.store';
 export { WorkerRegistry } from './worker-registry';
 export type { WorkerInfo } from './worker-registry';
-export { connectRedis } from './redis-connection';
+export { connectRedis, isRedisConnectionError, redisUnavailable } from './redis-connection';
+export type { RedisConnectOptions } from './redis-connection';

@@ -1,12 +1,24 @@
 import { Redis } from 'ioredis';
 import { UnavailableError } from '@visionq/errors';
 
+export interface RedisConnectOptions {
+  /**
+   * Fail a command after one reconnect attempt instead of waiting for Redis to come back:
+   * a gateway answers 503 at once. Workers wait (and BullMQ needs them to).
+   */
+  failFast: boolean;
+  /** Connection errors (every reconnect attempt while Redis is down); they must not go unheard. */
+  onError: (err: Error) => void;
+  /** Bound on the first connection. Default 3 s. */
+  timeoutMs?: number;
+}
+
 /**
  * Opens the connection queues and task records share, after checking in bounded time
- * that Redis answers; otherwise throws one line saying how to start one. BullMQ needs
- * `maxRetriesPerRequest: null` (commands wait through reconnects instead of failing).
+ * that Redis answers; otherwise throws one line saying how to start one.
  */
-export async function connectRedis(url: string, timeoutMs = 3_000): Promise<Redis> {
+export async function connectRedis(url: string, options: RedisConnectOptions): Promise<Redis> {
+  const timeoutMs = options.timeoutMs ?? 3_000;
   const probe = new Redis(url, { lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null });
   probe.on('error', () => undefined); // reported through connect() below
   try {
@@ -20,7 +32,20 @@ export async function connectRedis(url: string, timeoutMs = 3_000): Promise<Redi
   } finally {
     probe.disconnect();
   }
-  return new Redis(url, { maxRetriesPerRequest: null });
+  const redis = new Redis(url, { maxRetriesPerRequest: options.failFast ? 1 : null });
+  redis.on('error', options.onError);
+  return redis;
+}
+
+/** A failure of the Redis connection itself (down, unreachable, reset), as opposed to a command's. */
+export function isRedisConnectionError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return err.name === 'MaxRetriesPerRequestError' || /Connection is closed|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH/.test(err.message);
+}
+
+/** The public face of a Redis outage: 503, retry later. */
+export function redisUnavailable(err: unknown): UnavailableError {
+  return new UnavailableError('the task queue (Redis) is unavailable; retry later', { cause: err });
 }
 
 function redact(url: string): string {

@@ -1,4 +1,5 @@
-import { Queue, QueueEvents, type ConnectionOptions } from 'bullmq';
+import { Queue, QueueEvents } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { ImageResult } from '@visionq/inference';
 import { chunkJobId, chunkQueueName, defaultJobOptions, JobName, listJobId, predictQueueName, type ChunkJobData, type ListJobData } from './queue-names';
 
@@ -8,17 +9,19 @@ export class PredictTimeoutError extends Error {}
 /**
  * The producer side of the queues: adds chunk, list and predict jobs with the default
  * options (retries, backoff, retention) of one place. Queues are opened per model on
- * first use and share the caller's connection.
+ * first use and share the caller's connection (which may fail fast); the listeners for
+ * predict results block, so each gets a connection of its own that waits through outages.
  */
 export class TaskQueue {
   private readonly queues = new Map<string, Queue>();
-  private readonly events = new Map<string, QueueEvents>();
+  private readonly events = new Map<string, { events: QueueEvents; connection: Redis }>();
   private closing?: Promise<void>;
 
   constructor(
-    private readonly connection: ConnectionOptions,
+    private readonly connection: Redis,
     private readonly prefix: string,
     private readonly attempts: number,
+    private readonly onError: (err: Error) => void,
   ) {}
 
   async addChunks(chunks: ChunkJobData[], priority: number): Promise<void> {
@@ -70,7 +73,10 @@ export class TaskQueue {
   /** Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      for (const events of this.events.values()) await events.close().catch(() => undefined);
+      for (const { events, connection } of this.events.values()) {
+        await events.close().catch(() => undefined);
+        connection.disconnect();
+      }
       for (const queue of this.queues.values()) await queue.close().catch(() => undefined);
     })();
     return this.closing;
@@ -80,18 +86,23 @@ export class TaskQueue {
     let queue = this.queues.get(name);
     if (!queue) {
       queue = new Queue(name, { connection: this.connection, prefix: this.prefix });
+      queue.on('error', this.onError);
       this.queues.set(name, queue);
     }
     return queue;
   }
 
   private async queueEvents(name: string): Promise<QueueEvents> {
-    let events = this.events.get(name);
-    if (!events) {
-      events = new QueueEvents(name, { connection: this.connection, prefix: this.prefix });
-      this.events.set(name, events);
+    let entry = this.events.get(name);
+    if (!entry) {
+      const connection = this.connection.duplicate({ maxRetriesPerRequest: null });
+      connection.on('error', this.onError);
+      const events = new QueueEvents(name, { connection, prefix: this.prefix });
+      events.on('error', this.onError);
+      entry = { events, connection };
+      this.events.set(name, entry);
       await events.waitUntilReady();
     }
-    return events;
+    return entry.events;
   }
 }
