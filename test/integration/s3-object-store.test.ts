@@ -5,7 +5,8 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import { ErrorCode } from '@visionq/errors';
 import { ObjectAccessDeniedError, ObjectNotFoundError, S3ObjectStore, StoreUnavailableError } from '@visionq/object-store';
 import { createBucket, freePort, motoClient, motoStore, startMotoServer, type MotoServer } from '../support/moto-server';
-import { objectStoreContract, readAll, rejection, sha256, streamOf } from '../support/object-store-contract';
+import { objectStoreContract, readAll, sha256, streamOf } from '../support/object-store-contract';
+import { rejection } from '../support/promises';
 
 const CREDENTIALS = { accessKeyId: 'test', secretAccessKey: 'test' };
 

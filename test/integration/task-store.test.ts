@@ -23,6 +23,7 @@ import {
   type TaskSpec,
   type WorkerInfo,
 } from '@visionq/tasks';
+import { rejection } from '../support/promises';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const RETENTION_SECONDS = 600;
@@ -71,15 +72,6 @@ function chunkResults(chunk: number, count: number, withErrors = false): ImageRe
       ? { image, error: { code: ErrorCode.ImageDecodeFailed, message: 'not an image' } }
       : { image, predictions: [{ class_id: chunk * 100 + i, label: `label-${chunk}-${i}`, probability: 0.5 }] };
   });
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
 }
 
 async function deleteKeysUnder(prefix: string): Promise<void> {

@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { ErrorCode, VisionqError } from '@visionq/errors';
 import { ObjectNotFoundError, ObjectTooLargeError, type ObjectStore } from '@visionq/object-store';
+import { rejection } from './promises';
 
 /** A store and a bucket of one test's own, empty at the start. */
 export interface ContractSubject {
@@ -17,16 +18,6 @@ export async function readAll(body: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of body) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
-}
-
-/** The error a promise rejects with; fails the test when it resolves. */
-export async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 /** `bytes` as a stream of `chunkSize` pieces. */

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { ErrorCode, UnavailableError, VisionqError } from '@visionq/errors';
 import { DynamicBatcher, type BatchHandler, type DynamicBatcherOptions } from '@visionq/inference';
+import { rejection } from '../support/promises';
 
 /** Long enough that a partial batch never leaves on its own during a test. */
 const NEVER = 60_000;
@@ -32,15 +33,6 @@ async function waitFor(condition: () => boolean, what: string): Promise<void> {
     await sleep(1);
   }
   throw new Error(`timed out waiting for ${what}`);
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('DynamicBatcher', function () {

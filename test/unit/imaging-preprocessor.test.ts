@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import { ErrorCode, ImageError } from '@visionq/errors';
 import { IMAGENET_SPEC, ImagePreprocessor, type PreprocessSpec, type PreprocessedImage } from '@visionq/imaging';
 import { cmykToRgbLikePil } from '../../packages/imaging/src/pil-convert';
+import { rejection } from '../support/promises';
 
 const PHOTO = path.join(__dirname, '..', 'fixtures', 'photos', 'chelsea.png');
 const SPEC: PreprocessSpec = IMAGENET_SPEC;
@@ -36,14 +37,10 @@ function isGrey(out: PreprocessedImage): boolean {
 /** Pixel (x, y) of an RGB result. */
 const at = (out: PreprocessedImage, x: number, y: number): number[] => [...out.pixels.subarray((y * out.width + x) * 3, (y * out.width + x) * 3 + 3)];
 
-async function rejection(promise: Promise<unknown>): Promise<ImageError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).to.be.instanceOf(ImageError);
-    return err as ImageError;
-  }
-  throw new Error('expected a rejection');
+async function imageRejection(promise: Promise<unknown>): Promise<ImageError> {
+  const err = await rejection<ImageError>(promise);
+  expect(err).to.be.instanceOf(ImageError);
+  return err;
 }
 
 // A PNG made by hand: signature, IHDR (with a valid CRC), one IDAT, IEND.
@@ -275,7 +272,7 @@ describe('ImagePreprocessor', () => {
       const bomb = pngClaiming(50_000, 50_000);
       expect(bomb.length).to.be.below(200);
       const started = performance.now();
-      const err = await rejection(preprocessor.preprocess(bomb, SPEC));
+      const err = await imageRejection(preprocessor.preprocess(bomb, SPEC));
       expect(err.code).to.equal(ErrorCode.ImageTooLarge);
       // Decoding 2.5 gigapixels would take seconds and 7.5 GB; the header takes microseconds.
       expect(performance.now() - started).to.be.below(100);
@@ -283,7 +280,7 @@ describe('ImagePreprocessor', () => {
 
     it('a claimed size just over the pixel limit is refused, just under is decoded', async () => {
       const small = new ImagePreprocessor({ maxImageBytes: LIMITS.maxImageBytes, maxImagePixels: W * H - 1 });
-      expect((await rejection(small.preprocess(rgbPng, SPEC))).code).to.equal(ErrorCode.ImageTooLarge);
+      expect((await imageRejection(small.preprocess(rgbPng, SPEC))).code).to.equal(ErrorCode.ImageTooLarge);
       const exact = new ImagePreprocessor({ maxImageBytes: LIMITS.maxImageBytes, maxImagePixels: W * H });
       expectRgb224(await exact.preprocess(rgbPng, SPEC));
     });

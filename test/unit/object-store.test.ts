@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { ErrorCode, VisionqError } from '@visionq/errors';
 import { BucketPolicy, formatObjectUri, joinObjectUri, LocalObjectStore, ObjectNotFoundError, parseObjectUri } from '@visionq/object-store';
-import { objectStoreContract, readAll, rejection } from '../support/object-store-contract';
+import { objectStoreContract, readAll } from '../support/object-store-contract';
+import { rejection } from '../support/promises';
 
 function expectCode(fn: () => unknown, code: ErrorCode): VisionqError {
   let caught: unknown;

@@ -1,5 +1,5 @@
 import type { ImageResult } from '@visionq/inference';
-import type { TaskRecord } from '@visionq/tasks';
+import { ResultStore, type TaskRecord } from '@visionq/tasks';
 
 /** `GET /tasks/:id` as DESIGN.md writes it. */
 export function taskView(task: TaskRecord, results?: ImageResult[]): Record<string, unknown> {
@@ -16,6 +16,6 @@ export function taskView(task: TaskRecord, results?: ImageResult[]): Record<stri
     ...(task.metadata === undefined ? {} : { metadata: task.metadata }),
     ...(results ? { results } : {}),
     results_url: `/tasks/${task.id}/results`,
-    output: `${task.output}${task.id}/`,
+    output: ResultStore.folderUri(task),
   };
 }

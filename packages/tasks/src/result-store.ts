@@ -35,8 +35,13 @@ export class ResultStore {
     private readonly tasks: TaskStore,
   ) {}
 
+  /** The folder holding a task's parts: `<output><task id>/`. */
+  static folderUri(task: Pick<TaskRecord, 'id' | 'output'>): string {
+    return joinObjectUri(task.output, `${task.id}/`);
+  }
+
   static partUri(task: Pick<TaskRecord, 'id' | 'output'>, chunk: number): string {
-    return joinObjectUri(task.output, `${task.id}/part-${String(chunk).padStart(6, '0')}.jsonl`);
+    return `${ResultStore.folderUri(task)}part-${String(chunk).padStart(6, '0')}.jsonl`;
   }
 
   async writePart(task: Pick<TaskRecord, 'id' | 'output'>, chunk: number, results: ImageResult[]): Promise<void> {

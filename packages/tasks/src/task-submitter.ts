@@ -20,12 +20,14 @@ export class TaskSubmitter {
   ) {}
 
   async submit(spec: TaskSpec, input: TaskInput): Promise<TaskRecord> {
-    const chunks = 'images' in input ? splitIntoChunks({ ...jobParams(spec), taskId: spec.id }, input.images, this.chunkSize) : null;
-    const record = await this.tasks.create(spec, chunks && { images: 'images' in input ? input.images.length : 0, chunks: chunks.length });
-    await this.enqueue(spec, async () => {
-      if (chunks) await this.queue.addChunks(chunks, spec.priority);
-      else await this.queue.addList({ ...jobParams(spec), taskId: spec.id, source: (input as { source: string }).source, page: 0, cursor: null, firstChunk: 0, priority: spec.priority });
-    });
+    if ('source' in input) {
+      const record = await this.tasks.create(spec, null);
+      await this.enqueue(spec, () => this.queue.addList({ ...jobParams(spec), taskId: spec.id, source: input.source, page: 0, cursor: null, firstChunk: 0, priority: spec.priority }));
+      return record;
+    }
+    const chunks = splitIntoChunks({ ...jobParams(spec), taskId: spec.id }, input.images, this.chunkSize);
+    const record = await this.tasks.create(spec, { images: input.images.length, chunks: chunks.length });
+    await this.enqueue(spec, () => this.queue.addChunks(chunks, spec.priority));
     return record;
   }
 

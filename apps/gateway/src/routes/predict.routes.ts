@@ -32,7 +32,7 @@ export function predictRoutes(deps: GatewayDeps): Router {
       }
       res.json({ task_id: id, model: { name: model.name, version: model.version }, image, predictions: result.predictions });
     } catch (err) {
-      if (!(err instanceof PredictTimeoutError)) throw err;
+      if (!(err instanceof PredictTimeoutError)) throw await failureOf(deps, id, err);
       res.status(504).location(`/tasks/${id}`).json({
         error: { code: ErrorCode.Timeout, message: `no result within PREDICT_TIMEOUT_MS=${deps.config.tasks.predictTimeoutMs}; the task goes on: poll status_url`, details: [] },
         task_id: id,
@@ -42,6 +42,13 @@ export function predictRoutes(deps: GatewayDeps): Router {
   });
 
   return router;
+}
+
+/** Why a predict job failed for good, as its task recorded it (a worker's error, not the queue's wording). */
+async function failureOf(deps: GatewayDeps, taskId: string, err: unknown): Promise<unknown> {
+  const task = await deps.tasks.get(taskId).catch(() => null);
+  if (!task?.error) return err;
+  return new VisionqError(task.error.code as ErrorCode, task.error.message, [{ field: 'task_id', message: taskId }]);
 }
 
 function fromJson(deps: GatewayDeps, req: Request): { image: string; options: SubmitOptions } {

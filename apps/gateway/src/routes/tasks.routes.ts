@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { ErrorCode, VisionqError } from '@visionq/errors';
@@ -37,7 +38,9 @@ export function tasksRoutes(deps: GatewayDeps): Router {
     if (ndjson) {
       res.status(200).type('application/x-ndjson');
       for await (const piece of deps.results.stream(task)) {
-        if (!res.write(piece)) await new Promise((resolve) => res.once('drain', resolve));
+        // A client that goes away never drains: stop reading parts for it.
+        if (!res.write(piece)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+        if (res.destroyed) return;
       }
       res.end();
       return;
