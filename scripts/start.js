@@ -10,6 +10,8 @@ const { loadConfig } = require('@visionq/config');
 const root = join(__dirname, '..');
 const children = new Set();
 let stopping = false;
+/** The gateway answered: from here on a process that stops is news worth a line. */
+let started = false;
 
 function start(name) {
   const child = spawn(process.execPath, [join(root, 'apps', name, 'dist', 'main.js')], { stdio: 'inherit' });
@@ -17,7 +19,8 @@ function start(name) {
   child.on('exit', (code, signal) => {
     children.delete(child);
     if (!stopping) {
-      process.stderr.write(`visionq: the ${name} stopped (${signal ?? `exit ${code}`}); stopping the rest\n`);
+      // A gateway that stops while starting has said why in its own line; after that, say what happens.
+      if (started) process.stderr.write(`visionq: the ${name} stopped (${signal ?? `exit ${code}`}); stopping the rest\n`);
       stop(code || 1);
     } else if (children.size === 0) {
       process.exit(process.exitCode ?? 0);
@@ -52,6 +55,7 @@ async function main() {
   process.on('SIGTERM', () => stop(0));
   const gateway = start('gateway');
   if (!(await gatewayAnswers(port, gateway))) return; // it has said why, or exits
+  started = true;
   start('worker');
 }
 

@@ -20,14 +20,17 @@ export interface RedisConnectOptions {
 export async function connectRedis(url: string, options: RedisConnectOptions): Promise<Redis> {
   const timeoutMs = options.timeoutMs ?? 3_000;
   const probe = new Redis(url, { lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  probe.on('error', () => undefined); // reported through connect() below
+  // The socket's own error (ECONNREFUSED, …) says more than connect()'s "Connection is closed".
+  let cause: Error | undefined;
+  probe.on('error', (err: Error) => (cause ??= err));
   try {
     await probe.connect();
     await probe.ping();
   } catch (err) {
+    const why = cause ?? (err as Error);
     throw new UnavailableError(
-      `Redis at ${redact(url)} does not answer (${(err as Error).message}); start one with \`redis-server --daemonize yes\` or point REDIS_URL at yours`,
-      { cause: err },
+      `Redis at ${redact(url)} does not answer (${why.message}); start one with \`redis-server --daemonize yes\` or point REDIS_URL at yours`,
+      { cause: why },
     );
   } finally {
     probe.disconnect();
