@@ -233,9 +233,16 @@ describe('the spine: gateway, queue, two workers, S3 (whole processes)', functio
     badField.append('files', new Blob([Buffer.from('x')]), 'x.png');
     badField.append('model', 'resnet-nope');
     expect((await cluster.request('POST', '/batch_predict', badField)).body.error.code).to.equal('model_not_found');
+    const oversized = new FormData();
+    oversized.append('files', new Blob([Buffer.from('ok')]), 'small.png');
+    oversized.append('files', new Blob([randomBytes(MAX_IMAGE_BYTES + 1)]), 'huge.png');
+    const tooLarge = await cluster.request('POST', '/batch_predict', oversized);
+    expect(tooLarge.status).to.equal(413);
+    expect(tooLarge.body.error.code).to.equal('payload_too_large');
     expect(await cluster.footprint()).to.deep.equal(before);
     // Refused uploads leave nothing in the store either.
-    expect((await store.list(`s3://${bucket}/uploads/`, { limit: 1000 })).objects.every((o) => !o.key.endsWith('/x.png'))).to.equal(true);
+    const left = (await store.list(`s3://${bucket}/uploads/`, { limit: 1000 })).objects.map((o) => o.key.split('/').pop()!);
+    expect(left.filter((name) => /-(x|small|huge)\.png$/.test(name))).to.deep.equal([]);
   });
 
   it('makes a retried submit with the same Idempotency-Key return the same task, and refuses a changed body', async () => {
