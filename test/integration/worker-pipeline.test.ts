@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { ImagePreprocessor } from '@visionq/imaging';
 import { ImageClassifier, InferenceEngine, ModelRegistry } from '@visionq/inference';
-import { LocalObjectStore } from '@visionq/object-store';
+import { LocalObjectStore, StoreUnavailableError, type ObjectStore } from '@visionq/object-store';
 import { createLogger, MetricsRegistry, WorkerMetrics } from '@visionq/observability';
-import { connectRedis, ResultStore, TaskQueue, TaskStore, type ChunkJobData, type TaskSpec } from '@visionq/tasks';
+import { connectRedis, ResultStore, TaskQueue, TaskStore, TaskSubmitter, type ChunkJobData, type TaskRecord, type TaskSpec } from '@visionq/tasks';
 import { ChunkProcessor } from '../../apps/worker/src/chunk-processor';
 import { ConcurrencyGate } from '../../apps/worker/src/concurrency-gate';
 import { ImagePipeline } from '../../apps/worker/src/image-pipeline';
@@ -32,6 +32,7 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
   let engine: InferenceEngine;
   let tasks: TaskStore;
   let queue: TaskQueue;
+  let classifier: ImageClassifier;
   let pipeline: ImagePipeline;
   let processor: ChunkProcessor;
   let png: Buffer;
@@ -47,7 +48,7 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
     engine = new InferenceEngine(registry, { batching: { maxBatchSize: 8, maxQueueDelayMs: 2, preferredBatchSizes: [] }, warmup: false, logger });
     tasks = new TaskStore(redis, prefix, 600);
     queue = new TaskQueue(redis, prefix, 3, () => undefined);
-    const classifier = new ImageClassifier(registry, new ImagePreprocessor({ maxImageBytes: 100_000, maxImagePixels: 1 << 24 }), engine);
+    classifier = new ImageClassifier(registry, new ImagePreprocessor({ maxImageBytes: 100_000, maxImagePixels: 1 << 24 }), engine);
     pipeline = new ImagePipeline(store, classifier, new ConcurrencyGate(4), 100_000);
     processor = new ChunkProcessor(tasks, new ResultStore(store, tasks), pipeline, logger, metrics);
     png = await readFile(join(FASHION_DIR, '0000-ankle_boot.png'));
@@ -118,6 +119,62 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
     } finally {
       server.close();
     }
+  });
+
+  /** The real local store, whose reads fail as an unreachable store's would while `failing()` says so. */
+  function flaky(failing: () => boolean): ObjectStore {
+    return Object.assign(Object.create(store) as ObjectStore, {
+      getBytes: (uri: string, maxBytes: number) =>
+        failing() ? Promise.reject(new StoreUnavailableError(`injected outage reading ${uri}`)) : store.getBytes(uri, maxBytes),
+    });
+  }
+
+  async function runService(faultyStore: ObjectStore, submit: () => Promise<string>): Promise<TaskRecord> {
+    const faultyPipeline = new ImagePipeline(faultyStore, classifier, new ConcurrencyGate(4), 100_000);
+    const faultyProcessor = new ChunkProcessor(tasks, new ResultStore(store, tasks), faultyPipeline, logger, metrics);
+    const lister = new SourceLister(store, tasks, queue, { pageSize: 10, chunkSize: 5 }, logger);
+    const service = new WorkerService(redis, prefix, tasks, faultyProcessor, lister, {
+      models: [MODEL],
+      chunkConcurrency: 2,
+      predictConcurrency: 2,
+      lockDurationMs: 30_000,
+      stalledIntervalMs: 30_000,
+      drainTimeoutMs: 5_000,
+    }, logger);
+    service.start();
+    try {
+      const id = await submit();
+      for (let i = 0; i < 300; i++) {
+        const task = await tasks.get(id);
+        if (task && ['succeeded', 'completed_with_errors', 'failed'].includes(task.status)) return task;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      throw new Error(`task ${id} did not end`);
+    } finally {
+      await service.close();
+    }
+  }
+
+  const submitImages = async (count: number): Promise<string> => {
+    const task = spec();
+    const images = Array.from({ length: count }, (_, i) => `s3://visionq/in/${String(i).padStart(2, '0')}.png`);
+    await new TaskSubmitter(tasks, queue, 5).submit(task, { images });
+    return task.id;
+  };
+
+  it('retries a chunk whose store is briefly unreachable, and counts its images once', async () => {
+    let reads = 0;
+    const task = await runService(flaky(() => ++reads <= 3), () => submitImages(10));
+    expect(task).to.include({ status: 'succeeded', total: 10, done: 10, succeeded: 10, failed: 0 });
+    expect(reads).to.be.at.least(13); // the three failed reads, then every image once more
+  });
+
+  it('fails the task with the store\'s error once a chunk has used up its attempts', async () => {
+    const task = await runService(flaky(() => true), () => submitImages(5));
+    expect(task.status).to.equal('failed');
+    expect(task.error).to.deep.include({ code: 'unavailable' });
+    expect(task.error!.message).to.match(/after 3 attempts: injected outage/);
+    expect(task.done).to.equal(0);
   });
 
   it('fails a task at once, without retries, when its source cannot be addressed', async () => {

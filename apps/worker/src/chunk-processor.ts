@@ -47,13 +47,14 @@ export class ChunkProcessor {
     try {
       results = await Promise.all(chunk.images.map((uri) => this.pipeline.classify(uri, chunk.model, chunk.topK, { urgent: options.urgent, signal: cancel.signal })));
     } catch (err) {
-      if (!cancel.signal.aborted) {
-        this.metrics.chunks.inc({ outcome: 'error' });
-        throw err;
+      if (cancel.signal.aborted) {
+        this.logger.info('chunk dropped: its task has ended', { task_id: chunk.taskId, chunk: chunk.chunk });
+        this.metrics.chunks.inc({ outcome: 'skipped' });
+        return skipped;
       }
-      this.logger.info('chunk dropped: its task has ended', { task_id: chunk.taskId, chunk: chunk.chunk });
-      this.metrics.chunks.inc({ outcome: 'skipped' });
-      return skipped;
+      cancel.abort(err); // the whole chunk runs again later: fetch nothing more for this run
+      this.metrics.chunks.inc({ outcome: 'error' });
+      throw err;
     } finally {
       clearInterval(watch);
     }
