@@ -8,7 +8,7 @@ import { ImagePreprocessor } from '@visionq/imaging';
 import { ImageClassifier, InferenceEngine, ModelRegistry } from '@visionq/inference';
 import { LocalObjectStore, StoreUnavailableError, type ObjectStore } from '@visionq/object-store';
 import { createLogger, MetricsRegistry, WorkerMetrics } from '@visionq/observability';
-import { connectRedis, ResultStore, TaskQueue, TaskStore, TaskSubmitter, type ChunkJobData, type TaskRecord, type TaskSpec } from '@visionq/tasks';
+import { connectRedis, isTerminal, ResultStore, TaskQueue, TaskStore, TaskSubmitter, type ChunkJobData, type TaskRecord, type TaskSpec } from '@visionq/tasks';
 import { ChunkProcessor } from '../../apps/worker/src/chunk-processor';
 import { ConcurrencyGate } from '../../apps/worker/src/concurrency-gate';
 import { ImagePipeline } from '../../apps/worker/src/image-pipeline';
@@ -129,11 +129,12 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
     });
   }
 
-  async function runService(faultyStore: ObjectStore, submit: () => Promise<string>): Promise<TaskRecord> {
-    const faultyPipeline = new ImagePipeline(faultyStore, classifier, new ConcurrencyGate(4), 100_000);
-    const faultyProcessor = new ChunkProcessor(tasks, new ResultStore(store, tasks), faultyPipeline, logger, metrics);
-    const lister = new SourceLister(store, tasks, queue, { pageSize: 10, chunkSize: 5 }, logger);
-    const service = new WorkerService(redis, prefix, tasks, faultyProcessor, lister, {
+  /** A worker's BullMQ side over `source` (the real store unless a test injects faults) runs one task to its end. */
+  async function runTask(source: ObjectStore, submit: () => Promise<string>): Promise<TaskRecord> {
+    const sourcePipeline = new ImagePipeline(source, classifier, new ConcurrencyGate(4), 100_000);
+    const sourceProcessor = new ChunkProcessor(tasks, new ResultStore(store, tasks), sourcePipeline, logger, metrics);
+    const lister = new SourceLister(source, tasks, queue, { pageSize: 10, chunkSize: 5 }, logger);
+    const service = new WorkerService(redis, prefix, tasks, sourceProcessor, lister, {
       models: [MODEL],
       chunkConcurrency: 2,
       predictConcurrency: 2,
@@ -146,7 +147,7 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
       const id = await submit();
       for (let i = 0; i < 300; i++) {
         const task = await tasks.get(id);
-        if (task && ['succeeded', 'completed_with_errors', 'failed'].includes(task.status)) return task;
+        if (task && isTerminal(task.status)) return task;
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
       throw new Error(`task ${id} did not end`);
@@ -164,49 +165,29 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
 
   it('retries a chunk whose store is briefly unreachable, and counts its images once', async () => {
     let reads = 0;
-    const task = await runService(flaky(() => ++reads <= 3), () => submitImages(10));
+    const task = await runTask(flaky(() => ++reads <= 3), () => submitImages(10));
     expect(task).to.include({ status: 'succeeded', total: 10, done: 10, succeeded: 10, failed: 0 });
     expect(reads).to.be.at.least(13); // the three failed reads, then every image once more
   });
 
   it('fails the task with the store\'s error once a chunk has used up its attempts', async () => {
-    const task = await runService(flaky(() => true), () => submitImages(5));
+    const task = await runTask(flaky(() => true), () => submitImages(5));
     expect(task.status).to.equal('failed');
     expect(task.error).to.deep.include({ code: 'unavailable' });
     expect(task.error!.message).to.match(/after 3 attempts: injected outage/);
     expect(task.done).to.equal(0);
   });
 
-  it('fails a task at once, without retries, when its source cannot be addressed', async () => {
-    const lister = new SourceLister(store, tasks, queue, { pageSize: 10, chunkSize: 5 }, logger);
-    const service = new WorkerService(redis, prefix, tasks, processor, lister, {
-      models: [MODEL],
-      chunkConcurrency: 2,
-      predictConcurrency: 2,
-      lockDurationMs: 30_000,
-      stalledIntervalMs: 30_000,
-      drainTimeoutMs: 5_000,
-    }, logger);
-    service.start();
-    try {
-      const bad = { ...spec(), source: 's3://visionq/a//' };
-      await tasks.create(bad, null);
-      await queue.addList({ taskId: bad.id, source: bad.source, page: 0, cursor: null, firstChunk: 0, model: MODEL, topK: 3, output: OUTPUT, priority: 5 });
-      const good = { ...spec(), source: 's3://visionq/in/' };
-      await tasks.create(good, null);
-      await queue.addList({ taskId: good.id, source: good.source, page: 0, cursor: null, firstChunk: 0, model: MODEL, topK: 3, output: OUTPUT, priority: 5 });
-      for (let i = 0; i < 200; i++) {
-        const [a, b] = await Promise.all([tasks.get(bad.id), tasks.get(good.id)]);
-        if (a!.status === 'failed' && b!.status === 'succeeded') break;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      const failed = await tasks.get(bad.id);
-      expect(failed).to.include({ status: 'failed' });
-      expect(failed!.error!.code).to.equal('invalid_argument');
-      // Listed in pages of 10 into chunks of 5: 40 images, 8 chunks, each counted once.
-      expect(await tasks.get(good.id)).to.include({ status: 'succeeded', total: 40, done: 40, chunks: 8, listed: true });
-    } finally {
-      await service.close();
-    }
+  it('fails a task at once, without retries, when its source cannot be addressed, and lists a good one page by page', async () => {
+    const submitSource = (source: string) => async () => {
+      const task = { ...spec(), source };
+      await new TaskSubmitter(tasks, queue, 5).submit(task, { source });
+      return task.id;
+    };
+    const failed = await runTask(store, submitSource('s3://visionq/a//'));
+    expect(failed).to.include({ status: 'failed' });
+    expect(failed.error!.code).to.equal('invalid_argument');
+    // Listed in pages of 10 into chunks of 5: 40 images, 8 chunks, each counted once.
+    expect(await runTask(store, submitSource('s3://visionq/in/'))).to.include({ status: 'succeeded', total: 40, done: 40, chunks: 8, listed: true });
   });
 });
