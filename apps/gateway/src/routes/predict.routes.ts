@@ -1,10 +1,10 @@
 import { Router, type Request, type Response } from 'express';
 import { ErrorCode, httpStatusOf, VisionqError } from '@visionq/errors';
 import { joinObjectUri } from '@visionq/object-store';
-import { PredictTimeoutError } from '@visionq/tasks';
+import { PredictTimeoutError, type TaskSpec } from '@visionq/tasks';
 import type { GatewayDeps } from '../gateway-deps';
 import { receiveUpload } from '../multipart-upload';
-import { parseRequest, predictFormSchema, predictJsonSchema, type SubmitOptions } from '../request-schemas';
+import { parseRequest, predictFormSchema, predictJsonSchema } from '../request-schemas';
 import { buildTaskSpec, newTaskId } from '../task-spec';
 import { checkImageUri, isMultipart, requireJson } from './request-body';
 
@@ -18,9 +18,12 @@ export function predictRoutes(deps: GatewayDeps): Router {
 
   router.post('/predict', async (req: Request, res: Response) => {
     const id = newTaskId();
-    const { image, options } = isMultipart(req) ? await fromUpload(deps, req, id) : fromJson(deps, req);
-    const spec = buildTaskSpec(deps, id, 'predict', options);
-    const { wait } = await deps.submitter.predict(spec, image);
+    const uploaded = isMultipart(req);
+    const { image, spec } = uploaded ? await fromUpload(deps, req, id) : fromJson(deps, req, id);
+    const { wait } = await deps.submitter.predict(spec, image).catch(async (err: unknown) => {
+      if (uploaded) await deps.store.delete(image).catch(() => undefined);
+      throw err;
+    });
     deps.metrics.tasksSubmitted.inc({ model: spec.model, kind: 'predict' });
     const model = deps.catalog.get(spec.model).manifest;
     try {
@@ -51,14 +54,15 @@ async function failureOf(deps: GatewayDeps, taskId: string, err: unknown): Promi
   return new VisionqError(task.error.code as ErrorCode, task.error.message, [{ field: 'task_id', message: taskId }]);
 }
 
-function fromJson(deps: GatewayDeps, req: Request): { image: string; options: SubmitOptions } {
+function fromJson(deps: GatewayDeps, req: Request, id: string): { image: string; spec: TaskSpec } {
   requireJson(req);
   const { image, ...options } = parseRequest(predictJsonSchema, req.body);
+  const spec = buildTaskSpec(deps, id, 'predict', options);
   checkImageUri(deps.buckets, image, 'image');
-  return { image, options };
+  return { image, spec };
 }
 
-async function fromUpload(deps: GatewayDeps, req: Request, id: string): Promise<{ image: string; options: SubmitOptions }> {
+async function fromUpload(deps: GatewayDeps, req: Request, id: string): Promise<{ image: string; spec: TaskSpec }> {
   const form = await receiveUpload(req, {
     store: deps.store,
     folder: joinObjectUri(deps.config.store.uploadsUri, `${id}/`),
@@ -67,10 +71,10 @@ async function fromUpload(deps: GatewayDeps, req: Request, id: string): Promise<
     maxFileBytes: deps.config.imaging.maxImageBytes,
   });
   try {
-    const options = parseRequest(predictFormSchema, form.fields);
+    // Every check runs before the upload is kept: a refused request leaves nothing in the store.
+    const spec = buildTaskSpec(deps, id, 'predict', parseRequest(predictFormSchema, form.fields));
     if (form.files.length !== 1) throw new VisionqError(ErrorCode.InvalidRequest, 'upload one image in the field "file"', [{ field: 'file', message: 'no file' }]);
-    deps.catalog.get(options.model); // refuse an unknown model before keeping the upload
-    return { image: form.files[0]!, options };
+    return { image: form.files[0]!, spec };
   } catch (err) {
     await Promise.all(form.files.map((uri) => deps.store.delete(uri).catch(() => undefined)));
     throw err;
