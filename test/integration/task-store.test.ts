@@ -24,6 +24,7 @@ import {
   type WorkerInfo,
 } from '@visionq/tasks';
 import { rejection } from '../support/promises';
+import { deleteKeys } from '../support/redis-keys';
 
 const REDIS_URL = 'redis://127.0.0.1:6379';
 const RETENTION_SECONDS = 600;
@@ -74,15 +75,6 @@ function chunkResults(chunk: number, count: number, withErrors = false): ImageRe
   });
 }
 
-async function deleteKeysUnder(prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== '0');
-}
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // ---------------------------------------------------------------- suite
@@ -96,7 +88,7 @@ describe('@visionq/tasks against Redis', function () {
 
   after(async () => {
     if (redis) {
-      await deleteKeysUnder(PREFIX);
+      await deleteKeys(redis, `${PREFIX}*`);
       const [, left] = await redis.scan('0', 'MATCH', `${PREFIX}*`, 'COUNT', 1000);
       expect(left, 'keys left under the test prefix').to.deep.equal([]);
     }

@@ -16,6 +16,7 @@ import { serveMetrics } from '../../apps/worker/src/metrics-server';
 import { SourceLister } from '../../apps/worker/src/source-lister';
 import { WorkerService } from '../../apps/worker/src/worker-service';
 import { BUNDLED_MODELS_DIR, FASHION_DIR } from '../support/model-fixtures';
+import { deleteKeys } from '../support/redis-keys';
 
 const MODEL = 'fashion-vgg';
 const OUTPUT = 's3://visionq/results/';
@@ -59,12 +60,7 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
     await queue.close();
     await engine.stop();
     await registry.release();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
+    await deleteKeys(redis, `${prefix}:*`);
     await redis.quit();
     await rm(dataDir, { recursive: true, force: true });
   });

@@ -6,6 +6,7 @@ import { Queue } from 'bullmq';
 import { chunkQueueName, predictQueueName } from '@visionq/tasks';
 import { BUNDLED_MODELS_DIR, REPO_ROOT } from './model-fixtures';
 import { freePort, type MotoServer } from './moto-server';
+import { deleteKeys, scanKeys } from './redis-keys';
 
 /** One gateway or worker process, with its log lines kept for assertions. */
 export interface ServiceProcess {
@@ -157,8 +158,7 @@ export class Cluster {
     await Promise.all([this.gateway, ...this.workers].filter(Boolean).map((p) => stopProcess(p)));
     const redis = new Redis('redis://127.0.0.1:6379');
     try {
-      const keys = await scanKeys(redis, `${this.prefix}:*`);
-      for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
+      await deleteKeys(redis, `${this.prefix}:*`);
     } finally {
       redis.disconnect();
     }
@@ -208,15 +208,4 @@ async function stopProcess(service: ServiceProcess): Promise<void> {
   const timer = setTimeout(() => service.child.kill('SIGKILL'), 15_000);
   await service.exited;
   clearTimeout(timer);
-}
-
-async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
-  const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, found] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    keys.push(...found);
-  } while (cursor !== '0');
-  return keys;
 }
