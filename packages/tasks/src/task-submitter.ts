@@ -34,16 +34,13 @@ export class TaskSubmitter {
   /** A one-image task on the predict queue; `wait` resolves with its result line or throws PredictTimeoutError. */
   async predict(spec: TaskSpec, image: string): Promise<{ record: TaskRecord; wait(timeoutMs: number): Promise<ImageResult> }> {
     const record = await this.tasks.create(spec, { images: 1, chunks: 1 });
-    let handle!: { wait(timeoutMs: number): Promise<ImageResult> };
-    await this.enqueue(spec, async () => {
-      handle = await this.queue.addPredict({ ...jobParams(spec), taskId: spec.id, chunk: 0, images: [image] });
-    });
-    return { record, wait: (timeoutMs) => handle.wait(timeoutMs) };
+    const { wait } = await this.enqueue(spec, () => this.queue.addPredict({ ...jobParams(spec), taskId: spec.id, chunk: 0, images: [image] }));
+    return { record, wait };
   }
 
-  private async enqueue(spec: TaskSpec, add: () => Promise<void>): Promise<void> {
+  private async enqueue<T>(spec: TaskSpec, add: () => Promise<T>): Promise<T> {
     try {
-      await add();
+      return await add();
     } catch (err) {
       await this.tasks.fail(spec.id, { code: 'unavailable', message: 'the task could not be queued' }).catch(() => undefined);
       throw new UnavailableError(`task ${spec.id} could not be queued: ${(err as Error).message}`, { cause: err });

@@ -1,6 +1,6 @@
 import { Router, type Request, type Response } from 'express';
 import { ErrorCode, VisionqError } from '@visionq/errors';
-import { joinObjectUri, parseObjectUri } from '@visionq/object-store';
+import { joinObjectUri } from '@visionq/object-store';
 import type { TaskInput, TaskSpec } from '@visionq/tasks';
 import type { GatewayDeps } from '../gateway-deps';
 import { receiveUpload } from '../multipart-upload';
@@ -73,8 +73,7 @@ function fromJson(deps: GatewayDeps, req: Request, id: string): Submission {
     images.forEach((uri, i) => checkImageUri(deps.buckets, uri, `images[${i}]`));
     input = { images };
   } else {
-    parseObjectUri(source!, 'source');
-    deps.buckets.check(source!, 'source');
+    deps.buckets.check(source!, 'source'); // a malformed URI is invalid_argument, a foreign bucket forbidden
     input = { source: source! };
     spec.source = source!;
   }
