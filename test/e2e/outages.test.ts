@@ -82,11 +82,11 @@ describe('outages: no worker, Redis down (whole processes)', function () {
     try {
       expect((await cluster.request('POST', '/batch_predict', { images: [image] })).status).to.equal(202);
       await stopRedis(port);
-      const started = Date.now();
       const refused = await cluster.request('POST', '/batch_predict', { images: [image] });
       expect(refused.status).to.equal(503);
       expect(refused.body.error.code).to.equal('unavailable');
-      expect(Date.now() - started).to.be.below(10_000); // refused, not left hanging
+      // Refused while Redis is still down, not held until it comes back.
+      expect(await redisCli(port, 'ping')).to.not.equal(0);
       const status = await cluster.request('GET', `/tasks/${randomUUID()}`);
       expect(status.status).to.equal(503);
       expect((await cluster.request('GET', '/readyz')).status).to.equal(503);

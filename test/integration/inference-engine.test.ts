@@ -98,18 +98,23 @@ describe('model session thread', function () {
     const dir = await writeModel(models.dir, { depth: 11, widthDivisor: 4, numClasses: 10, seed: 3, name: 'busy-vgg' });
     const session = await ModelSession.create(`${dir}/model.onnx`, cpu);
     try {
-      const batch = 16;
-      const input = new Float32Array(batch * 3 * 224 * 224).fill(0.5);
-      let ticks = 0;
-      const timer = setInterval(() => ticks++, 5);
-      const started = performance.now();
-      const output = await session.run('input', input, [batch, 3, 224, 224], 'logits');
-      const elapsed = performance.now() - started;
-      clearInterval(timer);
-      expect(output.dims).to.deep.equal([batch, 10]);
+      // Grow the batch until one run is long enough to tell a live loop from a blocked one, whatever the CPU.
+      let run: { batch: number; elapsed: number; ticks: number; dims: readonly number[] };
+      let batch = 4;
+      do {
+        batch *= 2;
+        const input = new Float32Array(batch * 3 * 224 * 224).fill(0.5);
+        let ticks = 0;
+        const timer = setInterval(() => ticks++, 5);
+        const started = performance.now();
+        const output = await session.run('input', input, [batch, 3, 224, 224], 'logits');
+        run = { batch, elapsed: performance.now() - started, ticks, dims: output.dims };
+        clearInterval(timer);
+      } while (run.elapsed < 100 && batch < 1024);
+      expect(run.dims).to.deep.equal([run.batch, 10]);
       // A blocked loop would tick at most once; a live one about every 5 ms.
-      expect(elapsed, 'inference too short to tell').to.be.greaterThan(100);
-      expect(ticks).to.be.greaterThan(elapsed / 5 / 4);
+      expect(run.elapsed, 'inference too short to tell').to.be.greaterThan(100);
+      expect(run.ticks).to.be.greaterThan(run.elapsed / 5 / 4);
     } finally {
       await session.release();
     }

@@ -95,16 +95,16 @@ describe('S3ObjectStore (moto)', function () {
 });
 
 describe('S3ObjectStore (unreachable or failing endpoints)', () => {
-  it('reports an endpoint with nothing listening as StoreUnavailableError, in bounded time', async () => {
+  it('reports an endpoint with nothing listening as StoreUnavailableError, after its bounded attempts', async () => {
     const store = new S3ObjectStore({ endpoint: `http://127.0.0.1:${await freePort()}`, region: 'us-east-1', forcePathStyle: true, credentials: CREDENTIALS });
     try {
-      const started = Date.now();
       for (const attempt of [() => store.head('s3://vq-bucket/x'), () => store.get('s3://vq-bucket/x'), () => store.put('s3://vq-bucket/x', 'x')]) {
         const err = await rejection(attempt());
         expect(err).to.be.instanceOf(StoreUnavailableError);
         expect(err.cause).to.have.property('code', 'ECONNREFUSED');
+        // Bounded by count, not by this machine's speed: the SDK gave up after its 3 tries.
+        expect(err.cause).to.have.nested.property('$metadata.attempts', 3);
       }
-      expect(Date.now() - started).to.be.below(15_000);
     } finally {
       store.close();
     }

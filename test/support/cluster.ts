@@ -153,6 +153,24 @@ export class Cluster {
     }
   }
 
+  /** Waits until the model's queues hold no job waiting, delayed or running: every job taken has ended. */
+  async queuesSettled(model = 'fashion-vgg', timeoutMs = 120_000): Promise<void> {
+    const redis = new Redis('redis://127.0.0.1:6379');
+    const queues = [chunkQueueName(model), predictQueueName(model)].map((name) => new Queue(name, { connection: redis, prefix: this.prefix }));
+    try {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const counts = await Promise.all(queues.map((q) => q.getJobCounts('wait', 'prioritized', 'delayed', 'active', 'waiting-children')));
+        if (counts.every((c) => Object.values(c).every((n) => n === 0))) return;
+        if (Date.now() > deadline) throw new Error(`queues of ${model} still busy after ${timeoutMs} ms: ${JSON.stringify(counts)}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    } finally {
+      await Promise.all(queues.map((q) => q.close()));
+      redis.disconnect();
+    }
+  }
+
   /** Stops every process (SIGTERM, then SIGKILL) and deletes this cluster's keys. */
   async stop(): Promise<void> {
     await Promise.all([this.gateway, ...this.workers].filter(Boolean).map((p) => stopProcess(p)));
