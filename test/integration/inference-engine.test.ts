@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import * as ort from 'onnxruntime-node';
-import { ErrorCode, UnavailableError } from '@visionq/errors';
+import { ErrorCode, UnavailableError } from '@visionq/api';
 import { writeNormalized, type PreprocessedImage } from '@visionq/imaging';
 import { InferenceEngine, ModelRegistry, ModelSession, softmaxInPlace } from '@visionq/inference';
 import { createLogger } from '@visionq/observability';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { ImagePreprocessor, writeNormalized } from '@visionq/imaging';
-import { readModelFolder } from '@visionq/inference';
+import { readModelFolder } from '@visionq/models';
 import { buildVgg, quantizeClassifier, quantizeVgg, SeededRandom, type VggOptions } from '@visionq/vgg-builder';
 import { BUNDLED_MODELS_DIR, FASHION_DIR } from '../support/model-fixtures';
 

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ErrorCode, ModelError, VisionqError } from '@visionq/errors';
+import { ErrorCode, ModelError, VisionqError } from '@visionq/api';
 import { ModelRegistry } from '@visionq/inference';
 import { createLogger } from '@visionq/observability';
 import { editManifest, tempModelsDir, writeModel } from '../support/model-fixtures';

@@ -2,7 +2,7 @@ import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type Server, type ServerResponse } from 'node:http';
-import { ErrorCode } from '@visionq/errors';
+import { ErrorCode } from '@visionq/api';
 import { ObjectAccessDeniedError, ObjectNotFoundError, S3ObjectStore, StoreUnavailableError } from '@visionq/object-store';
 import { createBucket, freePort, motoClient, motoStore, startMotoServer, type MotoServer } from '../support/moto-server';
 import { objectStoreContract, readAll, sha256, streamOf } from '../support/object-store-contract';

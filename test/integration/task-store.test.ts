@@ -5,16 +5,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { ErrorCode, VisionqError } from '@visionq/errors';
-import type { ImageResult } from '@visionq/inference';
+import { ErrorCode, VisionqError, type ImageResult } from '@visionq/api';
 import { LocalObjectStore } from '@visionq/object-store';
 import {
   chunkQueueName,
   connectRedis,
   IdempotencyStore,
+  KeyNamespace,
   ResultStore,
   TaskQueue,
   TaskStore,
+  TaskEvents,
   TaskSubmitter,
   WorkerRegistry,
   type ChunkJobData,
@@ -32,6 +33,8 @@ const OUTPUT = 's3://results/out/';
 
 /** Every key this run writes starts with it; `after` deletes them all. */
 const PREFIX = `vq-test-${randomUUID().slice(0, 8)}`;
+const KEYS = new KeyNamespace(PREFIX);
+const LIMITS = { retentionSeconds: RETENTION_SECONDS, eventsMaxLen: 1000, endedEventsMaxLen: 1000 };
 
 let redis: Redis;
 /** Extra connections, so concurrent calls really race in Redis rather than on one socket. */
@@ -83,7 +86,7 @@ describe('@visionq/tasks against Redis', function () {
   before(async () => {
     redis = await connectRedis(REDIS_URL, { failFast: false, onError: () => undefined });
     pool = await Promise.all(Array.from({ length: 4 }, () => connectRedis(REDIS_URL, { failFast: false, onError: () => undefined })));
-    tasks = new TaskStore(redis, PREFIX, RETENTION_SECONDS);
+    tasks = new TaskStore(redis, KEYS, LIMITS);
   });
 
   after(async () => {
@@ -146,7 +149,7 @@ describe('@visionq/tasks against Redis', function () {
 
       it('counts one of 10 concurrent commits of the same chunk', async () => {
         const task = await createTask(2, 6);
-        const stores = pool.map((r) => new TaskStore(r, PREFIX, RETENTION_SECONDS));
+        const stores = pool.map((r) => new TaskStore(r, KEYS, LIMITS));
         const outcomes = await Promise.all(
           Array.from({ length: 10 }, (_, i) => stores[i % stores.length]!.commitChunk(task.id, 1, { succeeded: 3, failed: 0 })),
         );
@@ -534,7 +537,7 @@ describe('@visionq/tasks against Redis', function () {
   describe('IdempotencyStore', () => {
     let idempotency: IdempotencyStore;
     before(() => {
-      idempotency = new IdempotencyStore(redis, PREFIX, 60);
+      idempotency = new IdempotencyStore(redis, KEYS, 60);
     });
 
     it('claims a new key, replays the same request, and refuses a different one', async () => {
@@ -566,7 +569,7 @@ describe('@visionq/tasks against Redis', function () {
 
     it('gives one of 10 concurrent claims of a key the task; the others replay it', async () => {
       const key = `key-${randomUUID()}`;
-      const stores = pool.map((r) => new IdempotencyStore(r, PREFIX, 60));
+      const stores = pool.map((r) => new IdempotencyStore(r, KEYS, 60));
       const ids = Array.from({ length: 10 }, () => randomUUID());
       const claims = await Promise.all(ids.map((id, i) => stores[i % stores.length]!.claim(key, 'same-hash', id)));
       const winners = ids.filter((_, i) => claims[i]!.outcome === 'new');
@@ -588,8 +591,8 @@ describe('@visionq/tasks against Redis', function () {
 
     it('lists started workers, keeps them past the TTL by heartbeats, and drops a stopped one at once', async () => {
       const prefix = `${PREFIX}:wr-${randomUUID().slice(0, 8)}`;
-      const a = new WorkerRegistry(redis, prefix, TTL_MS);
-      const b = new WorkerRegistry(redis, prefix, TTL_MS);
+      const a = new WorkerRegistry(redis, new KeyNamespace(prefix), TTL_MS);
+      const b = new WorkerRegistry(redis, new KeyNamespace(prefix), TTL_MS);
       const errors: unknown[] = [];
       const infoA = workerInfo('worker-a');
       const infoB = workerInfo('worker-b');
@@ -614,14 +617,119 @@ describe('@visionq/tasks against Redis', function () {
     });
 
     it('sees only the workers of its own prefix', async () => {
-      const mine = new WorkerRegistry(redis, `${PREFIX}:wr-mine`, TTL_MS);
-      const theirs = new WorkerRegistry(redis, `${PREFIX}:wr-theirs`, TTL_MS);
+      const mine = new WorkerRegistry(redis, new KeyNamespace(`${PREFIX}:wr-mine`), TTL_MS);
+      const theirs = new WorkerRegistry(redis, new KeyNamespace(`${PREFIX}:wr-theirs`), TTL_MS);
       try {
         await theirs.start(workerInfo('other'), () => undefined);
         expect(await mine.live()).to.deep.equal([]);
       } finally {
         await theirs.stop('other');
       }
+    });
+  });
+
+  describe('TaskEvents', () => {
+    let events: TaskEvents;
+    before(() => {
+      events = new TaskEvents(redis, KEYS);
+    });
+
+    const kinds = (list: { type: string }[]) => list.map((e) => e.type);
+
+    it('logs created, running, one progress per chunk (a duplicate adds none) and one ended, each with its counts', async () => {
+      const task = await createTask(2, 5);
+      await tasks.markRunning(task.id);
+      await tasks.markRunning(task.id);
+      await tasks.commitChunk(task.id, 0, { succeeded: 3, failed: 0 });
+      await tasks.commitChunk(task.id, 0, { succeeded: 3, failed: 0 });
+      await tasks.commitChunk(task.id, 1, { succeeded: 1, failed: 1 });
+      const log = await events.replay(task.id);
+      expect(kinds(log)).to.deep.equal(['created', 'running', 'progress', 'progress', 'ended']);
+      expect(log.map((e) => e.status)).to.deep.equal(['queued', 'running', 'running', 'running', 'completed_with_errors']);
+      expect(log[2]).to.deep.include({ task_id: task.id, chunk: 0, progress: { total: 5, done: 3, succeeded: 3, failed: 0 } });
+      expect(log[3]).to.deep.include({ chunk: 1, progress: { total: 5, done: 5, succeeded: 4, failed: 1 } });
+      expect(log[4]!.progress).to.deep.equal({ total: 5, done: 5, succeeded: 4, failed: 1 });
+      for (const event of log) expectIsoTime(event.at, 'at');
+      // Replaying after an id gives exactly what came later.
+      expect(kinds(await events.replay(task.id, log[2]!.id))).to.deep.equal(['progress', 'ended']);
+      expect(await events.replay(task.id, log[4]!.id)).to.deep.equal([]);
+    });
+
+    it('logs a cancel or a failure as one ended with its error, and nothing for what is refused after', async () => {
+      const cancelled = await createTask(2, 2);
+      await tasks.cancel(cancelled.id);
+      await tasks.cancel(cancelled.id);
+      await tasks.fail(cancelled.id, { code: 'unavailable', message: 'x' });
+      expect(kinds(await events.replay(cancelled.id))).to.deep.equal(['created', 'ended']);
+      const failed = await createTask(1, 1);
+      await tasks.fail(failed.id, { code: 'unavailable', message: 'store down' });
+      const ended = (await events.replay(failed.id)).at(-1)!;
+      expect(ended).to.deep.include({ type: 'ended', status: 'failed', error: { code: 'unavailable', message: 'store down' } });
+    });
+
+    it('logs each listed page of a source task as progress with the new total', async () => {
+      const task = await tasks.create(taskSpec({ source: 's3://in/p/' }), null);
+      await tasks.commitPage(task.id, 0, 3, 1, false);
+      await tasks.commitPage(task.id, 0, 3, 1, false);
+      await tasks.commitPage(task.id, 1, 2, 1, true);
+      const log = await events.replay(task.id);
+      expect(log.filter((e) => e.type === 'progress').map((e) => [e.page, e.progress.total])).to.deep.equal([[0, 3], [1, 5]]);
+    });
+
+    it('appends every ending to the one stream of ended tasks', async () => {
+      const [latest] = (await redis.xrevrange(KEYS.ended(), '+', '-', 'COUNT', 1)) as [string, string[]][];
+      const task = await createTask(1, 1);
+      await tasks.commitChunk(task.id, 0, { succeeded: 1, failed: 0 });
+      const controller = new AbortController();
+      const seen = [];
+      for await (const ending of events.endings({ after: latest?.[0], signal: controller.signal })) {
+        seen.push(ending);
+        if (ending.task_id === task.id) controller.abort();
+      }
+      expect(seen.filter((e) => e.task_id === task.id)).to.have.length(1);
+      expect(seen.at(-1)).to.deep.include({ task_id: task.id, status: 'succeeded' });
+    });
+
+    it('replays from an id, then follows live until ended', async () => {
+      const task = await createTask(3, 3);
+      const [created] = await events.replay(task.id);
+      const received: string[] = [];
+      const following = (async () => {
+        for await (const event of events.follow(task.id, { after: created!.id, blockMs: 200 })) received.push(`${event.type}${event.chunk ?? ''}`);
+      })();
+      await tasks.markRunning(task.id);
+      for (const chunk of [2, 0, 1]) {
+        await sleep(20);
+        await tasks.commitChunk(task.id, chunk, { succeeded: 1, failed: 0 });
+      }
+      await following;
+      expect(received).to.deep.equal(['running', 'progress2', 'progress0', 'progress1', 'ended']);
+    });
+
+    it('stops following when its signal aborts', async () => {
+      const task = await createTask(1, 1);
+      const controller = new AbortController();
+      const received: string[] = [];
+      const following = (async () => {
+        for await (const event of events.follow(task.id, { signal: controller.signal })) received.push(event.type);
+      })();
+      await sleep(50);
+      controller.abort();
+      await following;
+      expect(received).to.deep.equal(['created']);
+    });
+
+    it('keeps at most TASK_EVENTS_MAXLEN entries, the newest, and expires the log with its task', async () => {
+      const small = new TaskStore(redis, KEYS, { ...LIMITS, eventsMaxLen: 10 });
+      const task = await small.create(taskSpec(), { images: 30, chunks: 30 });
+      for (let chunk = 0; chunk < 30; chunk++) await small.commitChunk(task.id, chunk, { succeeded: 1, failed: 0 });
+      const log = await events.replay(task.id);
+      expect(log).to.have.length(10);
+      expect(log.at(-1)).to.deep.include({ type: 'ended', status: 'succeeded' });
+      expect(log.at(-2)).to.deep.include({ type: 'progress', chunk: 29 });
+      const [taskTtl, eventsTtl] = await Promise.all([redis.pttl(KEYS.task(task.id)), redis.pttl(KEYS.events(task.id))]);
+      expect(eventsTtl).to.be.greaterThan(0);
+      expect(Math.abs(taskTtl - eventsTtl)).to.be.below(5_000);
     });
   });
 
@@ -633,7 +741,7 @@ describe('@visionq/tasks against Redis', function () {
 
     before(() => {
       queue = new TaskQueue(redis, PREFIX, 3, () => undefined);
-      submitter = new TaskSubmitter(tasks, queue, 2);
+      submitter = new TaskSubmitter(tasks, queue, new IdempotencyStore(redis, KEYS, 60), 2);
       inspect = new Queue(chunkQueueName(MODEL), { connection: redis, prefix: PREFIX });
     });
 
@@ -650,16 +758,15 @@ describe('@visionq/tasks against Redis', function () {
     it('submits a list of 5 images as 3 chunk jobs of 2, 2 and 1 images', async () => {
       const spec = taskSpec({ model: MODEL, priority: 4, topK: 3 });
       const images = Array.from({ length: 5 }, (_, i) => `s3://in/img-${i}.jpg`);
-      const record = await submitter.submit(spec, { images });
-      expect(record).to.deep.include({ status: 'queued', total: 5, chunks: 3, listed: true });
+      expect(await submitter.submit(spec, { images })).to.deep.equal({ taskId: spec.id, status: 'queued', replayed: false });
       expect(await getTask(spec.id)).to.deep.include({ status: 'queued', total: 5, chunks: 3, listed: true, done: 0 });
 
       const jobs = await jobsOf(spec.id);
       expect(jobs.map((j) => j.id)).to.deep.equal([0, 1, 2].map((c) => `${spec.id}-c${c}`));
       expect(jobs.map((j) => j.name)).to.deep.equal(['chunk', 'chunk', 'chunk']);
-      const expected: ChunkJobData[] = [images.slice(0, 2), images.slice(2, 4), images.slice(4)].map((part, chunk) => ({
+      const expected: ChunkJobData[] = [images.slice(0, 2), images.slice(2, 4), images.slice(4)].map((part, index) => ({
         taskId: spec.id,
-        chunk,
+        index,
         images: part,
         model: MODEL,
         topK: 3,
@@ -676,7 +783,7 @@ describe('@visionq/tasks against Redis', function () {
       const before = (await jobsOf(spec.id)).map((j) => j.id);
       expect(before).to.have.length(2);
       await queue.addChunks(
-        [{ taskId: spec.id, chunk: 1, images: ['s3://in/c.jpg'], model: MODEL, topK: spec.topK, output: OUTPUT }],
+        [{ taskId: spec.id, index: 1, images: ['s3://in/c.jpg'], model: MODEL, topK: spec.topK, output: OUTPUT }],
         spec.priority,
       );
       expect((await jobsOf(spec.id)).map((j) => j.id)).to.deep.equal(before);
@@ -684,8 +791,8 @@ describe('@visionq/tasks against Redis', function () {
 
     it('submits a source as one list job of page 0 with a null cursor', async () => {
       const spec = taskSpec({ model: MODEL, priority: 7, source: 's3://in/photos/' });
-      const record = await submitter.submit(spec, { source: 's3://in/photos/' });
-      expect(record).to.deep.include({ status: 'queued', total: 0, chunks: 0, listed: false, source: 's3://in/photos/' });
+      expect(await submitter.submit(spec, { source: 's3://in/photos/' })).to.deep.equal({ taskId: spec.id, status: 'queued', replayed: false });
+      expect(await getTask(spec.id)).to.deep.include({ status: 'queued', total: 0, chunks: 0, listed: false, source: 's3://in/photos/' });
 
       const jobs = await jobsOf(spec.id);
       expect(jobs.map((j) => [j.id, j.name])).to.deep.equal([[`${spec.id}-l0`, 'list']]);

@@ -4,17 +4,12 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
-import { ImagePreprocessor } from '@visionq/imaging';
-import { ImageClassifier, InferenceEngine, ModelRegistry } from '@visionq/inference';
+import { isTerminal } from '@visionq/api';
+import { loadConfig } from '@visionq/config';
+import { ConcurrencyGate, ImagePipeline, openClassifier, type Classifier } from '@visionq/inference';
 import { LocalObjectStore, StoreUnavailableError, type ObjectStore } from '@visionq/object-store';
-import { createLogger, MetricsRegistry, WorkerMetrics } from '@visionq/observability';
-import { connectRedis, isTerminal, ResultStore, TaskQueue, TaskStore, TaskSubmitter, type ChunkJobData, type TaskRecord, type TaskSpec } from '@visionq/tasks';
-import { ChunkProcessor } from '../../apps/worker/src/chunk-processor';
-import { ConcurrencyGate } from '../../apps/worker/src/concurrency-gate';
-import { ImagePipeline } from '../../apps/worker/src/image-pipeline';
-import { serveMetrics } from '../../apps/worker/src/metrics-server';
-import { SourceLister } from '../../apps/worker/src/source-lister';
-import { WorkerService } from '../../apps/worker/src/worker-service';
+import { createLogger, MetricsRegistry, serveMetrics, WorkerMetrics } from '@visionq/observability';
+import { ChunkProcessor, connectRedis, openTasks, ResultStore, type ChunkJobData, type TaskRecord, type Tasks, type TaskSpec } from '@visionq/tasks';
 import { BUNDLED_MODELS_DIR, FASHION_DIR } from '../support/model-fixtures';
 import { deleteKeys } from '../support/redis-keys';
 
@@ -29,37 +24,45 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
   let redis: Redis;
   let dataDir: string;
   let store: LocalObjectStore;
-  let registry: ModelRegistry;
-  let engine: InferenceEngine;
-  let tasks: TaskStore;
-  let queue: TaskQueue;
-  let classifier: ImageClassifier;
+  let engine: Classifier;
+  let tasks: Tasks;
   let pipeline: ImagePipeline;
   let processor: ChunkProcessor;
   let png: Buffer;
 
+  /** The embedded defaults, as a worker would load them, but for this test's store, keys and sizes. */
+  const config = loadConfig({
+    REDIS_PREFIX: prefix,
+    MODELS_DIR: BUNDLED_MODELS_DIR,
+    MAX_BATCH_SIZE: '8',
+    MAX_QUEUE_DELAY_MS: '2',
+    WARMUP: 'false',
+    MAX_IMAGE_BYTES: '100000',
+    MAX_IMAGE_PIXELS: String(1 << 24),
+    TASK_RETENTION_S: '600',
+    CHUNK_ATTEMPTS: '3',
+    CHUNK_SIZE: '5',
+    LIST_PAGE_SIZE: '10',
+  });
   const spec = (): TaskSpec => ({ id: randomUUID(), kind: 'batch', model: MODEL, topK: 3, output: OUTPUT, priority: 5 });
-  const chunkOf = (task: TaskSpec, images: string[], chunk = 0): ChunkJobData => ({ taskId: task.id, chunk, images, model: MODEL, topK: 3, output: OUTPUT });
+  const chunkOf = (task: TaskSpec, images: string[], index = 0): ChunkJobData => ({ taskId: task.id, index, images, model: MODEL, topK: 3, output: OUTPUT });
+  const pipelineOver = (source: ObjectStore) => new ImagePipeline(source, engine.classifier, new ConcurrencyGate(4), config.imaging.maxImageBytes);
 
   before(async () => {
     redis = await connectRedis('redis://127.0.0.1:6379', { failFast: false, onError: () => undefined });
     dataDir = await mkdtemp(join(tmpdir(), 'vq-worker-'));
     store = new LocalObjectStore(dataDir);
-    registry = await ModelRegistry.load(BUNDLED_MODELS_DIR, { providers: ['cpu'] }, { logger, only: [MODEL] });
-    engine = new InferenceEngine(registry, { batching: { maxBatchSize: 8, maxQueueDelayMs: 2, preferredBatchSizes: [] }, warmup: false, logger });
-    tasks = new TaskStore(redis, prefix, 600);
-    queue = new TaskQueue(redis, prefix, 3, () => undefined);
-    classifier = new ImageClassifier(registry, new ImagePreprocessor({ maxImageBytes: 100_000, maxImagePixels: 1 << 24 }), engine);
-    pipeline = new ImagePipeline(store, classifier, new ConcurrencyGate(4), 100_000);
-    processor = new ChunkProcessor(tasks, new ResultStore(store, tasks), pipeline, logger, metrics);
+    engine = await openClassifier(config, { logger, only: [MODEL] });
+    tasks = openTasks(redis, config, { store, onError: () => undefined });
+    pipeline = pipelineOver(store);
+    processor = new ChunkProcessor(tasks.store, tasks.results, pipeline, logger, metrics);
     png = await readFile(join(FASHION_DIR, '0000-ankle_boot.png'));
     for (let i = 0; i < 40; i++) await store.put(`s3://visionq/in/${String(i).padStart(2, '0')}.png`, png);
   });
 
   after(async () => {
-    await queue.close();
-    await engine.stop();
-    await registry.release();
+    await tasks.close();
+    await engine.close();
     await deleteKeys(redis, `${prefix}:*`);
     await redis.quit();
     await rm(dataDir, { recursive: true, force: true });
@@ -69,7 +72,7 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
     await store.put('s3://visionq/big.png', Buffer.concat([png, Buffer.alloc(100_000)]));
     const lines = await Promise.all(
       ['s3://visionq/in/00.png', 's3://visionq/nothing.png', 's3://visionq/big.png', 's3://visionq/a//b.png', 's3://visionq/../escape.png'].map((uri) =>
-        pipeline.classify(uri, MODEL, 2),
+        pipeline.classify(uri, MODEL, 2, { urgent: false }),
       ),
     );
     expect(lines[0]).to.have.property('predictions').with.length(2);
@@ -78,11 +81,11 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
 
   it('counts a chunk run twice once, and skips it the second time', async () => {
     const task = spec();
-    await tasks.create(task, { images: 3, chunks: 1 });
+    await tasks.store.create(task, { images: 3, chunks: 1 });
     const chunk = chunkOf(task, ['s3://visionq/in/00.png', 's3://visionq/in/01.png', 's3://visionq/nothing.png']);
     expect(await processor.process(chunk, { urgent: false })).to.include({ status: 'done', succeeded: 2, failed: 1 });
     expect(await processor.process(chunk, { urgent: false })).to.include({ status: 'skipped' });
-    expect(await tasks.get(task.id)).to.include({ status: 'completed_with_errors', done: 3, succeeded: 2, failed: 1 });
+    expect(await tasks.store.get(task.id)).to.include({ status: 'completed_with_errors', done: 3, succeeded: 2, failed: 1 });
     const images = (await metrics.images.get()).values;
     expect(images.find((v) => v.labels.outcome === 'failed')?.value).to.be.at.least(1);
     const part = (await store.getBytes(ResultStore.partUri(task, 0), 1 << 20)).toString().trim().split('\n');
@@ -91,15 +94,15 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
 
   it('drops a chunk whose task is cancelled while it runs, counting nothing', async () => {
     // Polls often, so the cancel lands while most of the 40 images still wait for the gate.
-    const processor = new ChunkProcessor(tasks, new ResultStore(store, tasks), pipeline, logger, metrics, 5);
+    const processor = new ChunkProcessor(tasks.store, tasks.results, pipeline, logger, metrics, 5);
     const task = spec();
     const images = Array.from({ length: 40 }, (_, i) => `s3://visionq/in/${String(i).padStart(2, '0')}.png`);
-    await tasks.create(task, { images: 40, chunks: 1 });
+    await tasks.store.create(task, { images: 40, chunks: 1 });
     const running = processor.process(chunkOf(task, images), { urgent: false });
-    await tasks.cancel(task.id);
+    await tasks.store.cancel(task.id);
     expect(await running).to.include({ status: 'skipped' });
-    expect(await tasks.get(task.id)).to.include({ status: 'cancelled', done: 0 });
-    expect(await tasks.committedChunks(task.id)).to.deep.equal([]);
+    expect(await tasks.store.get(task.id)).to.include({ status: 'cancelled', done: 0 });
+    expect(await tasks.store.committedChunks(task.id)).to.deep.equal([]);
   });
 
   it('serves its metrics for Prometheus on the worker\'s port', async () => {
@@ -127,35 +130,27 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
 
   /** A worker's BullMQ side over `source` (the real store unless a test injects faults) runs one task to its end. */
   async function runTask(source: ObjectStore, submit: () => Promise<string>): Promise<TaskRecord> {
-    const sourcePipeline = new ImagePipeline(source, classifier, new ConcurrencyGate(4), 100_000);
-    const sourceProcessor = new ChunkProcessor(tasks, new ResultStore(store, tasks), sourcePipeline, logger, metrics);
-    const lister = new SourceLister(source, tasks, queue, { pageSize: 10, chunkSize: 5 }, logger);
-    const service = new WorkerService(redis, prefix, tasks, sourceProcessor, lister, {
-      models: [MODEL],
-      chunkConcurrency: 2,
-      predictConcurrency: 2,
-      lockDurationMs: 30_000,
-      stalledIntervalMs: 30_000,
-      drainTimeoutMs: 5_000,
-    }, logger);
-    service.start();
+    const worker = openTasks(redis, config, { store: source, onError: () => undefined });
+    const consumer = worker.consumer(pipelineOver(source), { ...config.worker, chunkConcurrency: 2, fetchConcurrency: 2, drainTimeoutMs: 5_000, models: [MODEL] }, logger, metrics);
+    consumer.start();
     try {
       const id = await submit();
       for (let i = 0; i < 300; i++) {
-        const task = await tasks.get(id);
+        const task = await tasks.store.get(id);
         if (task && isTerminal(task.status)) return task;
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
       throw new Error(`task ${id} did not end`);
     } finally {
-      await service.close();
+      await consumer.close();
+      await worker.close();
     }
   }
 
   const submitImages = async (count: number): Promise<string> => {
     const task = spec();
     const images = Array.from({ length: count }, (_, i) => `s3://visionq/in/${String(i).padStart(2, '0')}.png`);
-    await new TaskSubmitter(tasks, queue, 5).submit(task, { images });
+    await tasks.submitter.submit(task, { images });
     return task.id;
   };
 
@@ -177,7 +172,7 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
   it('fails a task at once, without retries, when its source cannot be addressed, and lists a good one page by page', async () => {
     const submitSource = (source: string) => async () => {
       const task = { ...spec(), source };
-      await new TaskSubmitter(tasks, queue, 5).submit(task, { source });
+      await tasks.submitter.submit(task, { source });
       return task.id;
     };
     const failed = await runTask(store, submitSource('s3://visionq/a//'));

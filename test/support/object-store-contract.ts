@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { ErrorCode, VisionqError } from '@visionq/errors';
+import { ErrorCode, VisionqError } from '@visionq/api';
 import { ObjectNotFoundError, ObjectTooLargeError, type ObjectStore } from '@visionq/object-store';
 import { rejection } from './promises';
 

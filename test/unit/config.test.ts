@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CONFIG_VARIABLES, loadConfig } from '@visionq/config';
-import { ConfigError, ErrorCode } from '@visionq/errors';
+import { ConfigError, ErrorCode } from '@visionq/api';
 
 describe('config', () => {
   it('runs everything on the embedded defaults', () => {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ErrorCode, UnavailableError, VisionqError } from '@visionq/errors';
+import { ErrorCode, UnavailableError, VisionqError } from '@visionq/api';
 import { DynamicBatcher, type BatchHandler, type DynamicBatcherOptions } from '@visionq/inference';
 import { rejection } from '../support/promises';
 

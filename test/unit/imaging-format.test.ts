@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import sharp from 'sharp';
-import { ErrorCode, ImageError } from '@visionq/errors';
+import { ErrorCode, ImageError } from '@visionq/api';
 import { ImagePreprocessor, type PreprocessSpec } from '@visionq/imaging';
 import { formatName, sniffFormat } from '../../packages/imaging/src/image-format';
 

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import sharp from 'sharp';
-import { ErrorCode, ImageError } from '@visionq/errors';
+import { ErrorCode, ImageError } from '@visionq/api';
 import { IMAGENET_SPEC, ImagePreprocessor, type PreprocessSpec, type PreprocessedImage } from '@visionq/imaging';
 import { cmykToRgbLikePil } from '../../packages/imaging/src/pil-convert';
 import { rejection } from '../support/promises';

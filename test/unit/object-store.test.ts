@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import { ErrorCode, VisionqError } from '@visionq/errors';
+import { ErrorCode, VisionqError } from '@visionq/api';
 import { BucketPolicy, formatObjectUri, joinObjectUri, LocalObjectStore, ObjectNotFoundError, parseObjectUri } from '@visionq/object-store';
 import { objectStoreContract, readAll } from '../support/object-store-contract';
 import { rejection } from '../support/promises';

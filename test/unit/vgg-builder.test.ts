@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { buildVgg, planVgg, SeededRandom, vggParameterCount, writeVggModelFolder, type VggOptions } from '@visionq/vgg-builder';
-import { manifestSchema } from '../../packages/inference/src/model-manifest';
+import { manifestSchema } from '@visionq/models';
 
 /** Written by tools/vgg-reference/make_reference.py: PyTorch's logits for the builder's weights. */
 const REFERENCE = join(__dirname, '../fixtures/vgg-reference/vgg11-w16-c10-s1.json');

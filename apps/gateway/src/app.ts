@@ -1,15 +1,30 @@
 import { randomUUID } from 'node:crypto';
 import express, { type Express } from 'express';
-import { ErrorCode, VisionqError } from '@visionq/errors';
+import { ErrorCode, VisionqError } from '@visionq/api';
+import type { ModelCatalog } from '@visionq/models';
+import type { GatewayMetrics, Logger } from '@visionq/observability';
+import type { Tasks } from '@visionq/tasks';
 import { errorHandler } from './error-handler';
-import type { GatewayDeps } from './gateway-deps';
 import { batchRoutes } from './routes/batch.routes';
 import { predictRoutes } from './routes/predict.routes';
-import { systemRoutes } from './routes/system.routes';
+import { systemRoutes, type ReadinessProbes } from './routes/system.routes';
 import { tasksRoutes } from './routes/tasks.routes';
+import type { SubmissionService } from './submission.service';
+
+export interface AppParts {
+  logger: Logger;
+  metrics: GatewayMetrics;
+  catalog: ModelCatalog;
+  tasks: Tasks;
+  submissions: SubmissionService;
+  probes: ReadinessProbes;
+  /** Largest JSON body (MAX_JSON_BYTES) and the inline results limit (INLINE_RESULTS_LIMIT). */
+  limits: { maxJsonBytes: number; inlineResultsLimit: number };
+}
 
 /** The gateway's HTTP surface: every route of DESIGN.md, one error shape. */
-export function createApp(deps: GatewayDeps): Express {
+export function createApp(parts: AppParts): Express {
+  const { logger, metrics } = parts;
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
@@ -22,20 +37,20 @@ export function createApp(deps: GatewayDeps): Express {
       const seconds = (performance.now() - started) / 1000;
       // The route's pattern, not the path: task ids must not become label values.
       const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
-      deps.metrics.requests.inc({ method: req.method, route, status: String(res.statusCode) });
-      deps.metrics.requestSeconds.observe({ method: req.method, route }, seconds);
-      deps.logger.debug('request', { request_id: id, method: req.method, path: req.path, status: res.statusCode, ms: Math.round(seconds * 1000) });
+      metrics.requests.inc({ method: req.method, route, status: String(res.statusCode) });
+      metrics.requestSeconds.observe({ method: req.method, route }, seconds);
+      logger.debug('request', { request_id: id, method: req.method, path: req.path, status: res.statusCode, ms: Math.round(seconds * 1000) });
     });
     next();
   });
-  app.use(express.json({ limit: deps.config.server.maxJsonBytes, strict: false }));
+  app.use(express.json({ limit: parts.limits.maxJsonBytes, strict: false }));
 
-  app.use(predictRoutes(deps));
-  app.use(batchRoutes(deps));
-  app.use(tasksRoutes(deps));
-  app.use(systemRoutes(deps));
+  app.use(predictRoutes(parts.submissions, parts.tasks.store));
+  app.use(batchRoutes(parts.submissions));
+  app.use(tasksRoutes(parts.tasks, { inlineResultsLimit: parts.limits.inlineResultsLimit, logger }));
+  app.use(systemRoutes(parts.catalog, parts.tasks.workers, metrics, parts.probes));
 
   app.use((req, _res, next) => next(new VisionqError(ErrorCode.NotFound, `no route ${req.method} ${req.path}`)));
-  app.use(errorHandler(deps.logger));
+  app.use(errorHandler(logger));
   return app;
 }

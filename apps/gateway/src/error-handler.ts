@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler } from 'express';
-import { ErrorCode, httpStatusOf, toErrorBody, VisionqError } from '@visionq/errors';
+import { ErrorCode, errorBody, httpStatusOf, VisionqError } from '@visionq/api';
 import type { Logger } from '@visionq/observability';
 import { isRedisConnectionError, redisUnavailable } from '@visionq/tasks';
 
@@ -21,9 +21,9 @@ function fromBodyParser(err: { type?: string; message?: string; limit?: number }
 }
 
 /**
- * The one place a failure becomes a response: the DESIGN.md error body with the status
- * of its code. Errors visionq did not raise on purpose are logged with the request id
- * and answered as a bare internal error.
+ * The one place a failure becomes a response: the DESIGN.md error body (from the api's
+ * one function) with the status of its code. Errors visionq did not raise on purpose are
+ * logged with the request id and answered as a bare internal error.
  */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
@@ -34,11 +34,12 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     } else if (known.code === ErrorCode.Unavailable) {
       logger.warn('request refused: a dependency is unavailable', { request_id: requestId, path: req.path, error: known.message });
     }
-    const body = toErrorBody(known ?? err);
     if (res.headersSent) {
       res.destroy(); // a stream already under way cannot turn into an error body
       return;
     }
-    res.status(httpStatusOf(body.error.code as ErrorCode)).json(body);
+    const body = errorBody(known);
+    if (body.status_url) res.location(body.status_url);
+    res.status(httpStatusOf(body.error.code)).json(body);
   };
 }

@@ -1,11 +1,12 @@
 import { once } from 'node:events';
+import { ConfigError, UnavailableError, VisionqError } from '@visionq/api';
 import { loadConfig } from '@visionq/config';
-import { ConfigError, UnavailableError, VisionqError } from '@visionq/errors';
+import { ModelCatalog } from '@visionq/models';
 import { BucketPolicy, openObjectStore } from '@visionq/object-store';
 import { connectionErrorLogger, createLogger, createMetricsRegistry, GatewayMetrics } from '@visionq/observability';
-import { connectRedis, IdempotencyStore, ResultStore, TaskQueue, TaskStore, TaskSubmitter, WorkerRegistry } from '@visionq/tasks';
+import { connectRedis, openTasks } from '@visionq/tasks';
 import { createApp } from './app';
-import { ModelCatalog } from './model-catalog';
+import { SubmissionService } from './submission.service';
 
 /** The gateway: reads config, builds the parts, serves until SIGTERM. */
 async function main(): Promise<void> {
@@ -19,33 +20,25 @@ async function main(): Promise<void> {
   const onRedisError = connectionErrorLogger(logger, 'Redis connection error');
   const redis = await connectRedis(config.redis.url, { failFast: true, onError: onRedisError });
   const store = openObjectStore(config.store);
-  const { prefix } = config.redis;
-  const tasks = new TaskStore(redis, prefix, config.tasks.retentionSeconds);
-  const queue = new TaskQueue(redis, prefix, config.tasks.chunkAttempts, onRedisError);
-  const workers = new WorkerRegistry(redis, prefix);
+  const tasks = openTasks(redis, config, { store, onError: onRedisError });
   const models = catalog.list().map((m) => m.name);
   const metrics = new GatewayMetrics(createMetricsRegistry('gateway'), {
-    backlog: async () => Object.fromEntries(await Promise.all(models.map(async (m) => [m, await queue.backlog(m)] as const))),
-    liveWorkers: async () => (await workers.live()).length,
+    backlog: async () => Object.fromEntries(await Promise.all(models.map(async (m) => [m, await tasks.queue.backlog(m)] as const))),
+    liveWorkers: async () => (await tasks.workers.live()).length,
   });
   const app = createApp({
-    config,
     logger,
-    redis,
-    store,
-    buckets,
+    metrics,
     catalog,
     tasks,
-    submitter: new TaskSubmitter(tasks, queue, config.tasks.chunkSize),
-    results: new ResultStore(store, tasks),
-    idempotency: new IdempotencyStore(redis, prefix, config.tasks.retentionSeconds),
-    workers,
-    metrics,
+    submissions: new SubmissionService(catalog, buckets, store, tasks.submitter, { ...config.store, ...config.tasks, ...config.imaging }, metrics, logger),
+    probes: { redis: () => redis.ping(), store: () => store.list(config.store.resultsUri, { limit: 1 }) },
+    limits: { maxJsonBytes: config.server.maxJsonBytes, inlineResultsLimit: config.tasks.inlineResultsLimit },
   });
 
   const server = app.listen(config.server.port);
   await once(server, 'listening');
-  logger.info('gateway listening', { port: config.server.port, models: catalog.list().map((m) => m.name), store: config.store.kind });
+  logger.info('gateway listening', { port: config.server.port, models, store: config.store.kind });
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -53,9 +46,9 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info('stopping', { signal });
     server.close(async () => {
-      await queue.close();
+      await tasks.close();
       store.close();
-      await redis.quit().catch(() => undefined);
+      await redis.quit().catch((err: Error) => logger.warn('Redis did not take the quit; the connection is dropped', { error: err.message }));
       process.exit(0);
     });
     server.closeIdleConnections();

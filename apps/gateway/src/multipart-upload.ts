@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
 import type { Request } from 'express';
 import busboy from 'busboy';
-import { ErrorCode, VisionqError } from '@visionq/errors';
+import { ErrorCode, VisionqError } from '@visionq/api';
 import { joinObjectUri, type ObjectStore } from '@visionq/object-store';
 
 export interface UploadOptions {
@@ -91,6 +91,8 @@ export async function receiveUpload(req: Request, options: UploadOptions): Promi
     await Promise.all(stored.map((s) => s.done));
     if (problem) throw problem;
   } catch (err) {
+    // Best effort: a store that refuses the delete now is down, and the client must hear why
+    // its request failed rather than that; uploads/ is the place a sweep would look.
     await Promise.all(stored.map((s) => options.store.delete(s.uri).catch(() => undefined)));
     throw err;
   }

@@ -1,21 +1,12 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
+import { UnavailableError, VisionqError } from '@visionq/api';
 import { loadConfig } from '@visionq/config';
-import { UnavailableError, VisionqError } from '@visionq/errors';
-import { configureDecoder, ImagePreprocessor } from '@visionq/imaging';
-import { ImageClassifier, InferenceEngine, ModelRegistry } from '@visionq/inference';
+import { configureDecoder } from '@visionq/imaging';
+import { ConcurrencyGate, ImagePipeline, openClassifier } from '@visionq/inference';
 import { openObjectStore } from '@visionq/object-store';
-import { connectionErrorLogger, createLogger, createMetricsRegistry, WorkerMetrics } from '@visionq/observability';
-import { connectRedis, ResultStore, TaskQueue, TaskStore, WorkerRegistry } from '@visionq/tasks';
-import { ChunkProcessor } from './chunk-processor';
-import { ConcurrencyGate } from './concurrency-gate';
-import { ImagePipeline } from './image-pipeline';
-import { serveMetrics } from './metrics-server';
-import { SourceLister } from './source-lister';
-import { WorkerService } from './worker-service';
-
-/** How long SIGTERM waits for chunks in flight before leaving them to other workers. */
-const DRAIN_TIMEOUT_MS = 60_000;
+import { connectionErrorLogger, createLogger, createMetricsRegistry, serveMetrics, WorkerMetrics } from '@visionq/observability';
+import { connectRedis, openTasks } from '@visionq/tasks';
 
 /** One worker replica: reads config, builds the parts, takes chunks until SIGTERM. */
 async function main(): Promise<void> {
@@ -27,50 +18,21 @@ async function main(): Promise<void> {
   const onRedisError = connectionErrorLogger(logger, 'Redis connection error');
   const redis = await connectRedis(config.redis.url, { failFast: false, onError: onRedisError });
   const store = openObjectStore(config.store);
-  const registry = await ModelRegistry.load(config.models.dir, config.inference, {
-    only: config.worker.models.length > 0 ? config.worker.models : undefined,
-    logger,
-  });
   const metrics = new WorkerMetrics(createMetricsRegistry('worker'));
-  const engine = new InferenceEngine(registry, {
-    batching: config.batching,
-    warmup: config.inference.warmup,
+  const { registry, classifier, close: closeClassifier } = await openClassifier(config, {
     logger,
-    upcoming: (model) => pipeline.upcoming(model),
+    only: config.worker.models.length > 0 ? config.worker.models : undefined,
     onBatch: (model, size, seconds) => {
       metrics.batchSize.observe({ model }, size);
       metrics.inferenceSeconds.observe({ model }, seconds);
     },
   });
-  await engine.start();
-
-  const { prefix } = config.redis;
-  const tasks = new TaskStore(redis, prefix, config.tasks.retentionSeconds);
-  const queue = new TaskQueue(redis, prefix, config.tasks.chunkAttempts, onRedisError);
-  const classifier = new ImageClassifier(registry, new ImagePreprocessor(config.imaging), engine);
   const pipeline = new ImagePipeline(store, classifier, new ConcurrencyGate(config.worker.fetchConcurrency), config.imaging.maxImageBytes);
-  const processor = new ChunkProcessor(tasks, new ResultStore(store, tasks), pipeline, logger, metrics);
-  const lister = new SourceLister(store, tasks, queue, { pageSize: config.tasks.listPageSize, chunkSize: config.tasks.chunkSize }, logger);
+  const tasks = openTasks(redis, config, { store, onError: onRedisError });
   const models = registry.list().map((m) => m.name);
-  const service = new WorkerService(
-    redis,
-    prefix,
-    tasks,
-    processor,
-    lister,
-    {
-      models,
-      chunkConcurrency: config.worker.chunkConcurrency,
-      predictConcurrency: config.worker.fetchConcurrency,
-      lockDurationMs: config.worker.lockDurationMs,
-      stalledIntervalMs: config.worker.stalledIntervalMs,
-      drainTimeoutMs: DRAIN_TIMEOUT_MS,
-    },
-    logger,
-  );
-  service.start();
-  const heartbeat = new WorkerRegistry(redis, prefix);
-  await heartbeat.start(
+  const consumer = tasks.consumer(pipeline, { ...config.worker, models }, logger, metrics);
+  consumer.start();
+  await tasks.workers.start(
     {
       id: workerId,
       hostname: hostname(),
@@ -89,14 +51,13 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info('stopping: no new chunks, finishing those in flight', { signal });
-    await service.close();
+    await consumer.close();
     metricsServer?.close();
-    await heartbeat.stop(workerId).catch(() => undefined);
-    await engine.stop();
-    await registry.release();
-    await queue.close();
+    await tasks.workers.stop(workerId).catch((err: Error) => logger.warn('could not withdraw the heartbeat; it expires by itself', { error: err.message }));
+    await closeClassifier();
+    await tasks.close();
     store.close();
-    await redis.quit().catch(() => undefined);
+    await redis.quit().catch((err: Error) => logger.warn('Redis did not take the quit; the connection is dropped', { error: err.message }));
     logger.info('stopped');
     process.exit(0);
   };

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { ConfigError, type ErrorDetail } from '@visionq/errors';
+import { ConfigError, type ErrorDetail } from '@visionq/api';
 import { VARIABLES, type Config, type VariableName } from './config.schema';
 
 /** Names, defaults and descriptions of every variable, for documentation and `--help`. */
@@ -29,8 +29,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (problems.length > 0) {
     throw new ConfigError(`invalid configuration: ${problems.map((p) => p.message).join(' | ')}`, problems);
   }
-  const result = config as unknown as Config;
-  if (!result.inference.providers.includes('cpu')) result.inference.providers.push('cpu');
+  // Every variable parsed at its path: the shape of Config by construction.
+  const result = config as Config;
   const tooBig = result.batching.preferredBatchSizes.filter((n) => n > result.batching.maxBatchSize);
   if (tooBig.length > 0) {
     throw new ConfigError(`PREFERRED_BATCH_SIZES has sizes above MAX_BATCH_SIZE=${result.batching.maxBatchSize}: ${tooBig.join(',')}`, [
@@ -55,4 +55,9 @@ function readConfigFile(path: string | undefined): Record<string, unknown> {
   } catch (err) {
     throw new ConfigError(`VISIONQ_CONFIG_FILE=${path} is not a JSON object: ${(err as Error).message}`, [{ field: 'VISIONQ_CONFIG_FILE', message: 'not a JSON object' }]);
   }
+}
+
+/** Whether `name` was given (in the environment or the config file) rather than left to its default. */
+export function isVariableSet(name: VariableName, env: NodeJS.ProcessEnv = process.env): boolean {
+  return env[name] !== undefined || readConfigFile(env.VISIONQ_CONFIG_FILE)[name] !== undefined;
 }

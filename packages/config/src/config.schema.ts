@@ -1,98 +1,5 @@
 import { z } from 'zod';
-
-/** Execution providers visionq knows how to ask onnxruntime for. */
-export type ExecutionProviderName = 'cpu' | 'cuda' | 'tensorrt';
-export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
-
-/** The typed, nested configuration every app receives. Built once by `loadConfig`. */
-export interface Config {
-  log: { level: string; format: 'json' | 'pretty' };
-  models: {
-    /** Folder holding one sub-folder per model. */
-    dir: string;
-    /** Model used when a request names none. */
-    defaultModel: string;
-  };
-  inference: {
-    /** Providers tried in order; `cpu` is always appended as the last resort. */
-    providers: ExecutionProviderName[];
-    deviceId: number;
-    /** 0 lets onnxruntime choose. */
-    intraOpThreads: number;
-    interOpThreads: number;
-    graphOptimization: GraphOptimizationLevel;
-    /** Run each preferred batch size once before serving. */
-    warmup: boolean;
-  };
-  batching: {
-    maxBatchSize: number;
-    maxQueueDelayMs: number;
-    preferredBatchSizes: number[];
-    /** Longest a partial batch waits, past maxQueueDelayMs, for images still being decoded. */
-    maxHoldMs: number;
-  };
-  imaging: {
-    maxImageBytes: number;
-    maxImagePixels: number;
-  };
-  server: {
-    /** Gateway HTTP port. */
-    port: number;
-    /** Largest JSON request body, bytes. */
-    maxJsonBytes: number;
-  };
-  redis: {
-    url: string;
-    /** Prefix of every queue and task key: deployments (and test runs) sharing one Redis stay apart. */
-    prefix: string;
-  };
-  store: {
-    kind: 'local' | 's3';
-    /** Root of the local store: bucket `b` is the folder `<dataDir>/b`. */
-    dataDir: string;
-    /** Empty: AWS's endpoint for the region. */
-    s3Endpoint: string;
-    s3Region: string;
-    s3ForcePathStyle: boolean;
-    /** Both empty: the AWS SDK's default credential chain. */
-    s3AccessKeyId: string;
-    s3SecretAccessKey: string;
-    /** Buckets a task may read or write; `*` allows every bucket. */
-    allowedBuckets: string[];
-    /** Where uploaded images go: `s3://bucket/prefix/`. */
-    uploadsUri: string;
-    /** Where result parts go when a task names no `output`. */
-    resultsUri: string;
-  };
-  tasks: {
-    /** Images per chunk, the unit of work sharing and of retry. */
-    chunkSize: number;
-    /** Most images one request may list (or upload). */
-    maxImages: number;
-    /** Objects listed per page of a `source` prefix. */
-    listPageSize: number;
-    /** Tasks with at most this many images get their results inline in `GET /tasks/:id`. */
-    inlineResultsLimit: number;
-    predictTimeoutMs: number;
-    /** How long a task record (and its idempotency key) is kept after it is created. */
-    retentionSeconds: number;
-    /** Tries of one chunk before its task fails (store or Redis faults; bad images never retry). */
-    chunkAttempts: number;
-  };
-  worker: {
-    /** Chunks one worker holds at once; their images share batches. */
-    chunkConcurrency: number;
-    /** Object fetches in flight per worker. */
-    fetchConcurrency: number;
-    /** A chunk whose lock is not renewed for this long is taken for stalled and handed to another worker. */
-    lockDurationMs: number;
-    stalledIntervalMs: number;
-    /** Models this worker serves; empty: every model in MODELS_DIR. */
-    models: string[];
-    /** Port of the worker's `GET /metrics`; 0: none. */
-    metricsPort: number;
-  };
-}
+import { BUCKET_NAME, folderUriSchema } from '@visionq/api';
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => ['true', '1', 'yes'].includes(v));
@@ -101,11 +8,15 @@ const intList = z
   .transform((s) => s.split(',').map((p) => p.trim()).filter((p) => p.length > 0))
   .pipe(z.array(z.string().regex(/^\d+$/, 'expected positive integers').transform(Number).pipe(z.number().int().min(1))));
 const list = z.string().transform((s) => s.split(',').map((p) => p.trim()).filter((p) => p.length > 0));
-const folderUri = z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/(.+\/)?$/, 'expected s3://bucket/prefix/ (ending in /)');
+const providerName = z.enum(['cpu', 'cuda', 'tensorrt']);
+/** Execution providers visionq knows how to ask onnxruntime for. */
+export type ExecutionProviderName = z.infer<typeof providerName>;
 const providerList = z
   .string()
   .transform((s) => s.split(',').map((p) => p.trim().toLowerCase()).filter((p) => p.length > 0))
-  .pipe(z.array(z.enum(['cpu', 'cuda', 'tensorrt'])).min(1));
+  .pipe(z.array(providerName).min(1))
+  // CPU is always the last resort.
+  .transform((list) => (list.includes('cpu') ? list : [...list, 'cpu' as const]));
 
 /**
  * Each variable: its schema (applied to the string form), its default, where it goes in
@@ -139,22 +50,41 @@ export const VARIABLES = {
   S3_FORCE_PATH_STYLE: { schema: bool, default: 'false', path: 'store.s3ForcePathStyle', doc: 'Address buckets as `endpoint/bucket` (MinIO and most S3-compatible servers need `true`).' },
   S3_ACCESS_KEY_ID: { schema: z.string(), default: '', path: 'store.s3AccessKeyId', doc: 'With `S3_SECRET_ACCESS_KEY`; both empty = the AWS SDK default credential chain.' },
   S3_SECRET_ACCESS_KEY: { schema: z.string(), default: '', path: 'store.s3SecretAccessKey', doc: 'Secret for `S3_ACCESS_KEY_ID`.' },
-  ALLOWED_BUCKETS: { schema: list.pipe(z.array(z.string().regex(/^(\*|[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])$/)).min(1)), default: 'visionq', path: 'store.allowedBuckets', doc: 'Comma list of buckets tasks may read and write; `*` = any.' },
-  UPLOADS_URI: { schema: folderUri, default: 's3://visionq/uploads/', path: 'store.uploadsUri', doc: 'Where uploaded images are stored.' },
-  RESULTS_URI: { schema: folderUri, default: 's3://visionq/results/', path: 'store.resultsUri', doc: 'Where results go when a task names no `output`.' },
+  ALLOWED_BUCKETS: { schema: list.pipe(z.array(z.union([z.literal('*'), z.string().regex(BUCKET_NAME, 'not a bucket name')])).min(1)), default: 'visionq', path: 'store.allowedBuckets', doc: 'Comma list of buckets tasks may read and write; `*` = any.' },
+  UPLOADS_URI: { schema: folderUriSchema, default: 's3://visionq/uploads/', path: 'store.uploadsUri', doc: 'Where uploaded images are stored.' },
+  RESULTS_URI: { schema: folderUriSchema, default: 's3://visionq/results/', path: 'store.resultsUri', doc: 'Where results go when a task names no `output`.' },
   CHUNK_SIZE: { schema: int(1, 10_000), default: '64', path: 'tasks.chunkSize', doc: 'Images per chunk: the unit workers share and retry.' },
   MAX_TASK_IMAGES: { schema: int(1), default: '10000', path: 'tasks.maxImages', doc: 'Most images one request may list or upload (a `source` prefix has no limit).' },
   LIST_PAGE_SIZE: { schema: int(1, 1000), default: '1000', path: 'tasks.listPageSize', doc: 'Objects listed per page of a `source` prefix.' },
   INLINE_RESULTS_LIMIT: { schema: int(0, 10_000), default: '100', path: 'tasks.inlineResultsLimit', doc: 'Finished tasks of at most this many images show their results in `GET /tasks/:id`.' },
   PREDICT_TIMEOUT_MS: { schema: int(1), default: '30000', path: 'tasks.predictTimeoutMs', doc: '`POST /predict` answers 504 with the task id after this long.' },
   TASK_RETENTION_S: { schema: int(60), default: String(7 * 24 * 3600), path: 'tasks.retentionSeconds', doc: 'Task records and idempotency keys expire this long after submission.' },
+  TASK_EVENTS_MAXLEN: { schema: int(10, 1_000_000), default: '1000', path: 'tasks.eventsMaxLen', doc: "Entries kept in one task's event log (the oldest go first; `ended` is always the last)." },
+  ENDED_EVENTS_MAXLEN: { schema: int(100, 100_000_000), default: '100000', path: 'tasks.endedEventsMaxLen', doc: 'Entries kept in the stream of ended tasks that callbacks and other consumers of endings read.' },
   CHUNK_ATTEMPTS: { schema: int(1, 100), default: '5', path: 'tasks.chunkAttempts', doc: 'Tries of a chunk on store or Redis faults, with exponential backoff, before its task fails.' },
   WORKER_CONCURRENCY: { schema: int(1, 256), default: '4', path: 'worker.chunkConcurrency', doc: 'Chunks one worker processes at once; their images share batches.' },
   FETCH_CONCURRENCY: { schema: int(1, 1024), default: '16', path: 'worker.fetchConcurrency', doc: 'Object fetches in flight per worker.' },
   LOCK_DURATION_MS: { schema: int(1000), default: '60000', path: 'worker.lockDurationMs', doc: 'A chunk whose worker stops renewing its lock this long is handed to another worker.' },
   STALLED_INTERVAL_MS: { schema: int(1000), default: '30000', path: 'worker.stalledIntervalMs', doc: 'How often workers look for chunks whose worker died.' },
+  MAX_STALLED_COUNT: { schema: int(0, 100), default: '3', path: 'worker.maxStalledCount', doc: 'Times a chunk may be orphaned by a dying worker and taken up again before its task fails.' },
+  DRAIN_TIMEOUT_MS: { schema: int(0, 3_600_000), default: '60000', path: 'worker.drainTimeoutMs', doc: 'On SIGTERM, how long a worker lets its chunks in flight finish before leaving them to other workers.' },
   WORKER_METRICS_PORT: { schema: int(0, 65535), default: '0', path: 'worker.metricsPort', doc: 'Port where a worker serves `GET /metrics` (Prometheus); 0 = none. Give each worker on one host its own.' },
   WORKER_MODELS: { schema: list, default: '', path: 'worker.models', doc: 'Comma list of models a worker serves; empty = every model in `MODELS_DIR`.' },
 } as const;
 
 export type VariableName = keyof typeof VARIABLES;
+
+type Variables = typeof VARIABLES;
+type Section<P> = P extends `${infer S}.${string}` ? S : never;
+type Key<P> = P extends `${string}.${infer K}` ? K : never;
+
+/**
+ * The typed, nested configuration every app receives, inferred from VARIABLES: each
+ * variable's parsed type at its `path`. Built once by `loadConfig`; packages take the
+ * slice they need (`Config['store']`, `Config['inference']`, …).
+ */
+export type Config = {
+  [S in Section<Variables[VariableName]['path']>]: {
+    [N in VariableName as Variables[N]['path'] extends `${S}.${string}` ? Key<Variables[N]['path']> : never]: z.output<Variables[N]['schema']>;
+  };
+};

@@ -1,2 +1,2 @@
-export { loadConfig, CONFIG_VARIABLES } from './config.loader';
-export type { Config, ExecutionProviderName, GraphOptimizationLevel } from './config.schema';
+export { CONFIG_VARIABLES, isVariableSet, loadConfig } from './config.loader';
+export type { Config, ExecutionProviderName } from './config.schema';

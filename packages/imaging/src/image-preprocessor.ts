@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { ErrorCode, ImageError } from '@visionq/errors';
+import { ErrorCode, ImageError } from '@visionq/api';
 import { ACCEPTED_FORMATS, formatName, isAccepted, sniffFormat } from './image-format';
 import { cmykToRgbLikePil } from './pil-convert';
 import { pilResizeBilinear, type RgbImage } from './pil-resample';

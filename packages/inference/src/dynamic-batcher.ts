@@ -1,4 +1,4 @@
-import { ErrorCode, UnavailableError, VisionqError } from '@visionq/errors';
+import { ErrorCode, UnavailableError, VisionqError } from '@visionq/api';
 
 /**
  * Groups single items into batches for one handler, after Triton's dynamic batch scheduler.

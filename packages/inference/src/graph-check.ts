@@ -1,5 +1,5 @@
-import { ModelError } from '@visionq/errors';
-import type { ModelManifest } from './model-manifest';
+import { ModelError } from '@visionq/api';
+import type { ModelManifest } from '@visionq/models';
 import type { TensorInfo } from './session-protocol';
 
 /** What the graph itself says about serving, once checked against the manifest. */

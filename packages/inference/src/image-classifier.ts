@@ -1,13 +1,7 @@
-import { ErrorCode, ImageError } from '@visionq/errors';
+import { imageError, ImageError, type ImageResult } from '@visionq/api';
 import type { ImagePreprocessor, PreprocessedImage } from '@visionq/imaging';
 import type { InferenceEngine } from './inference-engine';
 import type { ModelRegistry } from './model-registry';
-import type { Prediction } from './postprocess';
-
-/** One image's outcome: a result line of DESIGN.md. */
-export type ImageResult =
-  | { image: string; predictions: Prediction[] }
-  | { image: string; error: { code: ErrorCode; message: string } };
 
 /** An image decoded and preprocessed for one model, waiting for inference. */
 export interface PreparedImage {
@@ -47,12 +41,13 @@ export class ImageClassifier {
     }
   }
 
+  /** Runs `work` (fetching and preparing an image for `modelName`) as one the model's partial batches may wait for. */
+  preparing<T>(modelName: string, work: () => Promise<T>): Promise<T> {
+    return this.engine.preparing(modelName, work);
+  }
+
   /** The model half: batched inference of a prepared image. */
   async infer(prepared: PreparedImage, k: number, options: { urgent?: boolean } = {}): Promise<ImageResult> {
     return { image: prepared.image, predictions: await this.engine.classify(prepared.model, prepared.pixels, k, options) };
   }
-}
-
-export function imageError(image: string, code: ErrorCode, message: string): ImageResult {
-  return { image, error: { code, message } };
 }

@@ -1,28 +1,19 @@
-import { ErrorCode, ModelError, VisionqError } from '@visionq/errors';
+import type { Config } from '@visionq/config';
+import { ErrorCode, ModelError, VisionqError, type Prediction } from '@visionq/api';
 import { writeNormalized, type PreprocessedImage } from '@visionq/imaging';
 import type { Logger } from '@visionq/observability';
 import { DynamicBatcher } from './dynamic-batcher';
 import type { LoadedModel, ModelRegistry } from './model-registry';
-import { softmaxInPlace, topK, type Prediction } from './postprocess';
+import { softmaxInPlace, topK } from './postprocess';
 
-export interface BatchingOptions {
-  /** Largest batch sent to a model (capped by a graph's fixed batch size). */
-  maxBatchSize: number;
-  /** Longest an image waits for its batch to fill, in ms. */
-  maxQueueDelayMs: number;
-  /** Sizes sent as soon as they can be formed, and warmed up; [] = maxBatchSize. */
-  preferredBatchSizes: number[];
-  /** Longest a partial batch waits, past maxQueueDelayMs, for images still being prepared (see `upcoming`). Default 0. */
-  maxHoldMs?: number;
-}
+/** The `batching` slice of the config; without `maxHoldMs` a partial batch never waits for upcoming images. */
+export type BatchingOptions = Pick<Config['batching'], 'maxBatchSize' | 'maxQueueDelayMs' | 'preferredBatchSizes'> & Partial<Pick<Config['batching'], 'maxHoldMs'>>;
 
 export interface EngineOptions {
   batching: BatchingOptions;
   /** Run each preferred batch size once per model in `start()`. */
   warmup: boolean;
   logger: Logger;
-  /** Images of a model its caller is still preparing, so a partial batch can wait for them. */
-  upcoming?: (model: string) => number;
   /** Told of every batch served (not warm-up runs): for metrics. */
   onBatch?: (model: string, size: number, seconds: number) => void;
 }
@@ -34,6 +25,8 @@ export interface EngineOptions {
  */
 export class InferenceEngine {
   private readonly batchers = new Map<string, DynamicBatcher<PreprocessedImage, Float32Array>>();
+  /** Per model: images callers are fetching or decoding right now, soon in its batcher. */
+  private readonly upcoming = new Map<string, number>();
   private stopped?: Promise<void>;
 
   constructor(
@@ -54,7 +47,7 @@ export class InferenceEngine {
           // every core: filling the next batch meanwhile would slow the running one.
           maxBatchesAhead: model.session.provider === 'cpu' ? 0 : 1,
           maxHoldMs: options.batching.maxHoldMs ?? 0,
-          upcoming: options.upcoming && (() => options.upcoming!(model.name)),
+          upcoming: () => this.upcoming.get(model.name) ?? 0,
         }),
       );
     }
@@ -88,11 +81,17 @@ export class InferenceEngine {
     return topK(probabilities, k, model.labels);
   }
 
-  /** Images queued or running across all models. */
-  get inFlight(): number {
-    let total = 0;
-    for (const batcher of this.batchers.values()) total += batcher.inFlight;
-    return total;
+  /**
+   * Runs `work` (fetching and decoding an image for `modelName`) counted as upcoming, so
+   * that a partial batch of that model may wait for it (up to `maxHoldMs`).
+   */
+  async preparing<T>(modelName: string, work: () => Promise<T>): Promise<T> {
+    this.upcoming.set(modelName, (this.upcoming.get(modelName) ?? 0) + 1);
+    try {
+      return await work();
+    } finally {
+      this.upcoming.set(modelName, this.upcoming.get(modelName)! - 1);
+    }
   }
 
   /** Refuses new images, finishes those queued. Idempotent. Sessions stay with the registry. */

@@ -1,11 +1,7 @@
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
-import { ErrorCode, ModelError, VisionqError } from '@visionq/errors';
 import type { PreprocessSpec } from '@visionq/imaging';
+import { modelNotFound, readModelCatalog, type ModelManifest } from '@visionq/models';
 import type { Logger } from '@visionq/observability';
 import { checkGraph } from './graph-check';
-import { readModelFolder, type ModelFolder } from './model-folder';
-import type { ModelManifest } from './model-manifest';
 import { ModelSession } from './model-session';
 import type { SessionSettings } from './session-settings';
 
@@ -107,40 +103,4 @@ export class ModelRegistry {
   async release(): Promise<void> {
     await Promise.all(this.list().map((m) => m.session.release()));
   }
-}
-
-/**
- * Every model folder of `modelsDir`, read and checked, without loading a graph: what a
- * gateway needs to validate requests while only workers hold sessions.
- */
-export async function readModelCatalog(modelsDir: string): Promise<ModelFolder[]> {
-  const declared = await Promise.all((await modelFolders(modelsDir)).map((dir) => readModelFolder(dir)));
-  const byName = new Map<string, ModelFolder>();
-  for (const folder of declared) {
-    const other = byName.get(folder.manifest.name);
-    if (other) throw new ModelError(`model "${folder.manifest.name}" is declared twice: ${other.dir} and ${folder.dir}`);
-    byName.set(folder.manifest.name, folder);
-  }
-  return [...byName.values()];
-}
-
-export function modelNotFound(name: string, known: string[]): VisionqError {
-  return new VisionqError(ErrorCode.ModelNotFound, `model "${name}" is not served (served: ${known.join(', ') || 'none'})`, [{ field: 'model', message: 'unknown model' }]);
-}
-
-async function modelFolders(modelsDir: string): Promise<string[]> {
-  let entries;
-  try {
-    entries = await readdir(modelsDir, { withFileTypes: true });
-  } catch (err) {
-    throw new ModelError(`models directory ${modelsDir} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, [{ field: 'MODELS_DIR', message: 'unreadable' }]);
-  }
-  const dirs = entries.filter((e) => e.isDirectory()).map((e) => join(modelsDir, e.name)).sort();
-  const withManifest: string[] = [];
-  for (const dir of dirs) {
-    const files = await readdir(dir);
-    if (files.includes('manifest.json')) withManifest.push(dir);
-  }
-  if (withManifest.length === 0) throw new ModelError(`models directory ${modelsDir} holds no model folder (a folder with manifest.json and model.onnx)`, [{ field: 'MODELS_DIR', message: 'no models' }]);
-  return withManifest;
 }

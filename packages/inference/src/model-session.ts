@@ -1,8 +1,9 @@
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { ErrorCode, UnavailableError, VisionqError } from '@visionq/errors';
+import { ErrorCode, UnavailableError, VisionqError } from '@visionq/api';
 import type { CreatedReply, SessionReply, SessionRequest, TensorInfo } from './session-protocol';
-import type { ExecutionProviderName, SessionSettings } from './session-settings';
+import type { ExecutionProviderName } from '@visionq/config';
+import type { SessionSettings } from './session-settings';
 
 export interface SessionOutput {
   data: Float32Array;
@@ -85,11 +86,6 @@ export class ModelSession {
   /** False once the session was released or its thread died: every run then fails. */
   get alive(): boolean {
     return this.gone === undefined;
-  }
-
-  /** Runs currently waiting or executing. */
-  get inFlight(): number {
-    return this.pending.size;
   }
 
   release(): Promise<void> {

@@ -1,9 +1,4 @@
-/** One class of a prediction, as it appears in API responses and result lines. */
-export interface Prediction {
-  class_id: number;
-  label: string;
-  probability: number;
-}
+import type { Prediction } from '@visionq/api';
 
 /** Numerically stable softmax of `row`, in place. */
 export function softmaxInPlace(row: Float32Array): Float32Array {

@@ -3,7 +3,8 @@
  * travel as ArrayBuffers; the caller transfers its input buffer, so it must not touch
  * that buffer after `run`.
  */
-import type { ExecutionProviderName, SessionSettings } from './session-settings';
+import type { ExecutionProviderName } from '@visionq/config';
+import type { SessionSettings } from './session-settings';
 
 export interface TensorInfo {
   name: string;

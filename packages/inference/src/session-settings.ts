@@ -1,25 +1,15 @@
 import { availableParallelism } from 'node:os';
 import type { InferenceSession } from 'onnxruntime-node';
+import type { Config, ExecutionProviderName } from '@visionq/config';
 
-/** Execution providers visionq can ask onnxruntime for. */
-export type ExecutionProviderName = 'cpu' | 'cuda' | 'tensorrt';
-
-/** How a session is created. `Config['inference']` satisfies this shape. */
-export interface SessionSettings {
-  /**
-   * Tried in order; the first that loads runs the model. `cpu` is always tried last.
-   * A GPU provider that loads still hands the operators it lacks to the providers after it.
-   */
-  providers: ExecutionProviderName[];
-  /** GPU for `cuda` and `tensorrt`. Default 0. */
-  deviceId?: number;
-  /** onnxruntime threads inside one operator; 0 = one per CPU available to the process. */
-  intraOpThreads?: number;
-  /** onnxruntime threads across operators; 0 = onnxruntime's default. */
-  interOpThreads?: number;
-  /** Default `all`. */
-  graphOptimization?: 'disabled' | 'basic' | 'extended' | 'all';
-}
+/**
+ * How a session is created: the `inference` slice of the config, where only `providers`
+ * is required (tried in order, the first that loads runs the model; a GPU provider that
+ * loads still hands the operators it lacks to the providers after it). Defaults: device
+ * 0, one intra-op thread per CPU available, onnxruntime's inter-op default, `all`.
+ */
+export type SessionSettings = Pick<Config['inference'], 'providers'> &
+  Partial<Pick<Config['inference'], 'deviceId' | 'intraOpThreads' | 'interOpThreads' | 'graphOptimization'>>;
 
 /**
  * The onnxruntime options for `settings`, asking for the providers of `chain` in order.

@@ -7,7 +7,8 @@
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import type { CreatedReply, SessionReply, SessionRequest, TensorInfo } from './session-protocol';
-import { onnxSessionOptions, type ExecutionProviderName, type SessionSettings } from './session-settings';
+import type { ExecutionProviderName } from '@visionq/config';
+import { onnxSessionOptions, type SessionSettings } from './session-settings';
 
 if (!parentPort) throw new Error('session.worker must run in a worker thread');
 const port = parentPort;

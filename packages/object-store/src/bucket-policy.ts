@@ -1,4 +1,4 @@
-import { ErrorCode, VisionqError } from '@visionq/errors';
+import { ErrorCode, VisionqError } from '@visionq/api';
 import { parseObjectUri } from './object-uri';
 
 /**

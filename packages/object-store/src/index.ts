@@ -7,4 +7,3 @@ export { S3ObjectStore } from './s3.object-store';
 export type { S3StoreOptions } from './s3.object-store';
 export { BucketPolicy } from './bucket-policy';
 export { openObjectStore } from './open-object-store';
-export type { StoreOptions } from './open-object-store';

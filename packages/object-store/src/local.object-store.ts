@@ -4,7 +4,7 @@ import { mkdir, open, readdir, rename, rm, rmdir, stat, unlink, type FileHandle 
 import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ErrorCode, VisionqError } from '@visionq/errors';
+import { ErrorCode, VisionqError } from '@visionq/api';
 import type { ListPage, ObjectBody, ObjectInfo, ObjectStore, PutBody } from './object-store';
 import { ObjectAccessDeniedError, ObjectNotFoundError, ObjectTooLargeError, StoreUnavailableError } from './object-store.errors';
 import { formatObjectUri, parseObjectUri } from './object-uri';

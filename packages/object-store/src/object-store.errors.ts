@@ -1,4 +1,4 @@
-import { ErrorCode, UnavailableError, VisionqError } from '@visionq/errors';
+import { ErrorCode, UnavailableError, VisionqError } from '@visionq/api';
 
 /** No such object (or no such bucket). */
 export class ObjectNotFoundError extends VisionqError {

@@ -1,4 +1,4 @@
-import { ErrorCode, VisionqError } from '@visionq/errors';
+import { BUCKET_NAME, ErrorCode, VisionqError } from '@visionq/api';
 
 /** An object address. Every store, local or S3, is addressed as `s3://bucket/key`. */
 export interface ObjectUri {
@@ -7,15 +7,13 @@ export interface ObjectUri {
   key: string;
 }
 
-const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
-
 /**
  * Parses `s3://bucket/key`. A malformed URI is the caller's mistake: InvalidArgument,
  * naming `field` when given.
  */
 export function parseObjectUri(uri: string, field?: string): ObjectUri {
   const match = /^s3:\/\/([^/]+)(?:\/(.*))?$/.exec(uri);
-  if (!match || !BUCKET.test(match[1]!)) {
+  if (!match || !BUCKET_NAME.test(match[1]!)) {
     throw new VisionqError(ErrorCode.InvalidArgument, `not an object URI: ${JSON.stringify(uri)} (expected s3://bucket/key)`, [
       { field, message: 'expected s3://bucket/key' },
     ]);

@@ -1,7 +1,7 @@
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { PassThrough, Readable } from 'node:stream';
-import { ErrorCode, VisionqError } from '@visionq/errors';
+import { ErrorCode, VisionqError } from '@visionq/api';
 import type { ListPage, ObjectBody, ObjectInfo, ObjectStore, PutBody } from './object-store';
 import { ObjectAccessDeniedError, ObjectNotFoundError, ObjectTooLargeError, StoreUnavailableError } from './object-store.errors';
 import { formatObjectUri, parseObjectUri } from './object-uri';

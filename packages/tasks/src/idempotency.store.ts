@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import type { KeyNamespace } from './key.namespace';
 
 export type IdempotencyClaim =
   /** First use of the key: go on and create `taskId`. */
@@ -22,16 +23,16 @@ return 0
 export class IdempotencyStore {
   constructor(
     private readonly redis: Redis,
-    private readonly prefix: string,
+    private readonly keys: KeyNamespace,
     private readonly retentionSeconds: number,
   ) {}
 
   /** Claims `key` for the request whose canonical hash is `requestHash`, to become task `taskId`. */
   async claim(key: string, requestHash: string, taskId: string): Promise<IdempotencyClaim> {
     const entry = JSON.stringify({ hash: requestHash, task_id: taskId });
-    const set = await this.redis.set(this.key(key), entry, 'EX', this.retentionSeconds, 'NX');
+    const set = await this.redis.set(this.keys.idempotency(key), entry, 'EX', this.retentionSeconds, 'NX');
     if (set === 'OK') return { outcome: 'new' };
-    const existing = await this.redis.get(this.key(key));
+    const existing = await this.redis.get(this.keys.idempotency(key));
     if (existing === null) return this.claim(key, requestHash, taskId); // expired in between
     const { hash, task_id } = JSON.parse(existing) as { hash: string; task_id: string };
     return hash === requestHash ? { outcome: 'replay', taskId: task_id } : { outcome: 'conflict', taskId: task_id };
@@ -40,10 +41,6 @@ export class IdempotencyStore {
   /** Frees a key whose task could not be created, so a retry can succeed. */
   async release(key: string, taskId: string): Promise<void> {
     // Compare and delete in one step: the key may have been claimed again meanwhile.
-    await this.redis.eval(RELEASE, 1, this.key(key), taskId);
-  }
-
-  private key(key: string): string {
-    return `${this.prefix}:idempotency:${Buffer.from(key).toString('base64url')}`;
+    await this.redis.eval(RELEASE, 1, this.keys.idempotency(key), taskId);
   }
 }

@@ -1,17 +1,50 @@
+/**
+ * The task lifecycle: submission, chunks, listing, retries, cancel, failure and events.
+ *
+ * Exactly once. A task's images are split into chunks; a chunk is the unit of work and of
+ * retry. A worker runs a chunk in three steps, in this order, and only this order:
+ *   1. write the chunk's part (its result lines) to the object store, whole;
+ *   2. commit the chunk in Redis (TaskStore.commitChunk): its counts are added only if its
+ *      index is new to the task's committed set, atomically, with its `progress` event;
+ *   3. readers (ResultStore) read the parts of committed chunks only.
+ * So a chunk that runs twice (a worker killed mid-chunk, a retry) writes the same part
+ * twice and counts once, and every image is read exactly once.
+ *
+ * Who moves a task to which status (each move atomic, with its event, in task.store.ts):
+ *   created  → `queued`                        TaskSubmitter (the gateway)
+ *   `queued` → `running`                       ChunkProcessor / SourceLister, on the first claim
+ *   → `succeeded` | `completed_with_errors`    the commit of the last chunk (or last page)
+ *   → `cancelled`                              TaskStore.cancel (DELETE /tasks/:id)
+ *   → `failed`                                 TaskConsumer: a job out of retries or that no retry
+ *                                              can cure (queue.jobs.ts says which); TaskSubmitter:
+ *                                              jobs that could not be enqueued
+ * No status moves once terminal; chunks of an ended task are skipped, and a running one
+ * stops within a cancel poll.
+ */
+export { ChunkProcessor } from './chunk.processor';
+export type { ChunkOutcome, ImageSource } from './chunk.processor';
 export { IdempotencyStore } from './idempotency.store';
 export type { IdempotencyClaim } from './idempotency.store';
-export { chunkJobId, chunkQueueName, defaultJobOptions, JobName, listJobId, predictQueueName } from './queue-names';
-export type { ChunkJobData, ListJobData } from './queue-names';
-export { ResultStore } from './result-store';
-export type { ResultPage } from './result-store';
-export { isTerminal, TERMINAL_STATUSES } from './task-record';
-export type { TaskKind, TaskRecord, TaskSpec, TaskStatus } from './task-record';
-export { PredictTimeoutError, TaskQueue } from './task.queue';
-export { splitIntoChunks, TaskSubmitter } from './task-submitter';
-export type { TaskInput } from './task-submitter';
+export { KeyNamespace } from './key.namespace';
+export { chunkJobId, chunkQueueName, isRetryable, JobName, listJobId, predictQueueName } from './queue.jobs';
+export type { ChunkJobData, ListJobData } from './queue.jobs';
+export { connectRedis, isRedisConnectionError, redisUnavailable } from './redis.connection';
+export type { RedisConnectOptions } from './redis.connection';
+export { ResultStore } from './result.store';
+export type { ResultPage } from './result.store';
+export { SourceLister } from './source.lister';
+export { TaskConsumer } from './task.consumer';
+export type { ConsumerOptions } from './task.consumer';
+export { TaskEvents } from './task.events';
+export type { FollowOptions, TaskEnding } from './task.events';
+export { openTasks } from './task.factory';
+export type { OpenTasksOptions, Tasks } from './task.factory';
+export { TaskQueue } from './task.queue';
+export type { TaskKind, TaskRecord, TaskSpec } from './task.record';
 export { TaskStore } from './task.store';
-export type { CancelOutcome, ChunkCounts, CommitOutcome } from './task.store';
-export { WorkerRegistry } from './worker-registry';
-export type { WorkerInfo } from './worker-registry';
-export { connectRedis, isRedisConnectionError, redisUnavailable } from './redis-connection';
-export type { RedisConnectOptions } from './redis-connection';
+export type { CancelOutcome, ChunkCounts, CommitOutcome, TaskStoreLimits } from './task.store';
+export { splitIntoChunks, TaskSubmitter } from './task.submitter';
+export type { IdempotentRequest, Submitted, TaskInput } from './task.submitter';
+export { taskView } from './task.view';
+export { WorkerRegistry } from './worker.registry';
+export type { WorkerInfo } from './worker.registry';

@@ -1,10 +1,7 @@
 import { Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { ImageResult } from '@visionq/inference';
-import { chunkJobId, chunkQueueName, defaultJobOptions, JobName, listJobId, predictQueueName, type ChunkJobData, type ListJobData } from './queue-names';
-
-/** The job of a `POST /predict` finished with no result: the caller may poll the task. */
-export class PredictTimeoutError extends Error {}
+import { PredictTimeoutError, type ImageResult } from '@visionq/api';
+import { chunkJobId, chunkQueueName, jobOptions, JobName, listJobId, predictQueueName, type ChunkJobData, type ListJobData } from './queue.jobs';
 
 /**
  * The producer side of the queues: adds chunk, list and predict jobs with the default
@@ -19,6 +16,7 @@ export class TaskQueue {
 
   constructor(
     private readonly connection: Redis,
+    /** BullMQ's key prefix: the deployment's key namespace. */
     private readonly prefix: string,
     private readonly attempts: number,
     private readonly onError: (err: Error) => void,
@@ -26,15 +24,15 @@ export class TaskQueue {
 
   async addChunks(chunks: ChunkJobData[], priority: number): Promise<void> {
     if (chunks.length === 0) return;
-    const opts = { ...defaultJobOptions(this.attempts), priority };
+    const opts = { ...jobOptions(this.attempts), priority };
     await this.queue(chunkQueueName(chunks[0]!.model)).addBulk(
-      chunks.map((data) => ({ name: JobName.Chunk, data, opts: { ...opts, jobId: chunkJobId(data.taskId, data.chunk) } })),
+      chunks.map((data) => ({ name: JobName.Chunk, data, opts: { ...opts, jobId: chunkJobId(data.taskId, data.index) } })),
     );
   }
 
   async addList(data: ListJobData): Promise<void> {
     await this.queue(chunkQueueName(data.model)).add(JobName.List, data, {
-      ...defaultJobOptions(this.attempts),
+      ...jobOptions(this.attempts),
       priority: data.priority,
       jobId: listJobId(data.taskId, data.page),
     });
@@ -47,12 +45,12 @@ export class TaskQueue {
   async addPredict(data: ChunkJobData): Promise<{ wait(timeoutMs: number): Promise<ImageResult> }> {
     const name = predictQueueName(data.model);
     const events = await this.queueEvents(name);
-    const job = await this.queue(name).add(JobName.Chunk, data, { ...defaultJobOptions(this.attempts), jobId: chunkJobId(data.taskId, data.chunk) });
+    const job = await this.queue(name).add(JobName.Chunk, data, { ...jobOptions(this.attempts), jobId: chunkJobId(data.taskId, data.index) });
     return {
       async wait(timeoutMs) {
         let timer: NodeJS.Timeout | undefined;
         const timeout = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new PredictTimeoutError(`no result within ${timeoutMs} ms`)), timeoutMs);
+          timer = setTimeout(() => reject(new PredictTimeoutError(`no result within PREDICT_TIMEOUT_MS=${timeoutMs}; the task goes on: poll status_url`, data.taskId)), timeoutMs);
         });
         try {
           const lines = (await Promise.race([job.waitUntilFinished(events), timeout])) as ImageResult[];
@@ -73,11 +71,12 @@ export class TaskQueue {
   /** Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      // Each step on its own: one that fails (Redis gone) is reported and the rest still close.
       for (const { events, connection } of this.events.values()) {
-        await events.close().catch(() => undefined);
+        await events.close().catch(this.onError);
         connection.disconnect();
       }
-      for (const queue of this.queues.values()) await queue.close().catch(() => undefined);
+      for (const queue of this.queues.values()) await queue.close().catch(this.onError);
     })();
     return this.closing;
   }

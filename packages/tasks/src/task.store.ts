@@ -1,5 +1,8 @@
 import type { Redis } from 'ioredis';
-import type { TaskRecord, TaskSpec, TaskStatus } from './task-record';
+import type { Config } from '@visionq/config';
+import type { TaskStatus } from '@visionq/api';
+import type { KeyNamespace } from './key.namespace';
+import type { TaskRecord, TaskSpec } from './task.record';
 
 /** What a committed chunk adds to its task's progress. */
 export interface ChunkCounts {
@@ -19,12 +22,34 @@ export type CommitOutcome =
 
 export type CancelOutcome = 'cancelled' | 'already_cancelled' | 'finished' | 'missing';
 
-// Every script runs atomically in Redis: that, and the per-task sets of committed chunks
-// and listed pages, is what makes each image count exactly once whoever runs a chunk twice.
+export type TaskStoreLimits = Pick<Config['tasks'], 'retentionSeconds' | 'eventsMaxLen' | 'endedEventsMaxLen'>;
 
-/** Marks a terminal status once every chunk is in; KEYS: task, committed; ARGV: now. */
-const FINISH_IF_COMPLETE = `
-local function finish_if_complete(task, committed, now)
+// Every script runs atomically in Redis: that, and the per-task sets of committed chunks
+// and listed pages, is what makes each image count exactly once whoever runs a chunk
+// twice. Each change appends its event in the same script, so an event exists if and
+// only if its change happened.
+//
+// Common to every script: KEYS[1] task, KEYS[2] its events, KEYS[3] the ended stream;
+// ARGV[1] now, ARGV[2] events kept per task, ARGV[3] entries kept in the ended stream.
+const PRELUDE = `
+local task, events, ended = KEYS[1], KEYS[2], KEYS[3]
+local now, maxlen, ended_maxlen = ARGV[1], ARGV[2], ARGV[3]
+
+local function emit(kind, extra_name, extra_value)
+  local h = redis.call('HMGET', task, 'id', 'status', 'total', 'done', 'succeeded', 'failed', 'error')
+  local fields = {'type', kind, 'status', h[2], 'total', h[3], 'done', h[4], 'succeeded', h[5], 'failed', h[6], 'at', now}
+  if extra_name then table.insert(fields, extra_name); table.insert(fields, extra_value) end
+  if kind == 'ended' and h[7] then table.insert(fields, 'error'); table.insert(fields, h[7]) end
+  redis.call('XADD', events, 'MAXLEN', maxlen, '*', unpack(fields))
+  local ttl = redis.call('PTTL', task)
+  if ttl > 0 then redis.call('PEXPIRE', events, ttl) end
+  if kind == 'ended' then
+    redis.call('XADD', ended, 'MAXLEN', '~', ended_maxlen, '*', 'task_id', h[1], 'status', h[2], 'at', now)
+  end
+end
+
+-- Marks a terminal status once every chunk is in.
+local function finish_if_complete(committed)
   local status = redis.call('HGET', task, 'status')
   if status ~= 'queued' and status ~= 'running' then return 0 end
   if redis.call('HGET', task, 'listed') ~= '1' then return 0 end
@@ -33,89 +58,106 @@ local function finish_if_complete(task, committed, now)
   if tonumber(redis.call('HGET', task, 'total')) == 0 then
     redis.call('HSET', task, 'status', 'failed', 'finished_at', now,
       'error', cjson.encode({code = 'not_found', message = 'no objects under the source prefix'}))
-    return 1
+  else
+    local final = 'succeeded'
+    if tonumber(redis.call('HGET', task, 'failed')) > 0 then final = 'completed_with_errors' end
+    redis.call('HSET', task, 'status', final, 'finished_at', now)
   end
-  local final = 'succeeded'
-  if tonumber(redis.call('HGET', task, 'failed')) > 0 then final = 'completed_with_errors' end
-  redis.call('HSET', task, 'status', final, 'finished_at', now)
+  emit('ended')
   return 1
 end
 `;
 
-/** KEYS: task, committed; ARGV: chunk, succeeded, failed, now, ttl. */
-const COMMIT_CHUNK = `${FINISH_IF_COMPLETE}
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
-if redis.call('HGET', KEYS[1], 'listed') == '1' and tonumber(ARGV[1]) >= tonumber(redis.call('HGET', KEYS[1], 'chunks')) then
-  return redis.error_reply('chunk ' .. ARGV[1] .. ' is beyond the task')
+/** ARGV[4]: ttl; ARGV[5..]: the hash's field/value pairs. */
+const CREATE = `${PRELUDE}
+redis.call('HSET', task, unpack(ARGV, 5))
+redis.call('EXPIRE', task, ARGV[4])
+emit('created')
+return 1
+`;
+
+/** KEYS[4]: committed; ARGV[4..7]: chunk, succeeded, failed, ttl. */
+const COMMIT_CHUNK = `${PRELUDE}
+if redis.call('EXISTS', task) == 0 then return 'missing' end
+if redis.call('HGET', task, 'listed') == '1' and tonumber(ARGV[4]) >= tonumber(redis.call('HGET', task, 'chunks')) then
+  return redis.error_reply('chunk ' .. ARGV[4] .. ' is beyond the task')
 end
-if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 'duplicate' end
-redis.call('EXPIRE', KEYS[2], ARGV[5])
-local s, f = tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('HINCRBY', KEYS[1], 'done', s + f)
-redis.call('HINCRBY', KEYS[1], 'succeeded', s)
-redis.call('HINCRBY', KEYS[1], 'failed', f)
-if finish_if_complete(KEYS[1], KEYS[2], ARGV[4]) == 1 then return 'finished' end
+if redis.call('SADD', KEYS[4], ARGV[4]) == 0 then return 'duplicate' end
+redis.call('EXPIRE', KEYS[4], ARGV[7])
+local s, f = tonumber(ARGV[5]), tonumber(ARGV[6])
+redis.call('HINCRBY', task, 'done', s + f)
+redis.call('HINCRBY', task, 'succeeded', s)
+redis.call('HINCRBY', task, 'failed', f)
+emit('progress', 'chunk', ARGV[4])
+if finish_if_complete(KEYS[4]) == 1 then return 'finished' end
 return 'committed'
 `;
 
-/** KEYS: task, committed, pages; ARGV: page, images, chunks, last (0|1), now, ttl. */
-const COMMIT_PAGE = `${FINISH_IF_COMPLETE}
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
-if redis.call('SADD', KEYS[3], ARGV[1]) == 0 then return 'duplicate' end
-redis.call('EXPIRE', KEYS[3], ARGV[6])
-redis.call('HINCRBY', KEYS[1], 'total', ARGV[2])
-redis.call('HINCRBY', KEYS[1], 'chunks', ARGV[3])
-if ARGV[4] == '1' then redis.call('HSET', KEYS[1], 'listed', '1') end
-if finish_if_complete(KEYS[1], KEYS[2], ARGV[5]) == 1 then return 'finished' end
+/** KEYS[4..5]: committed, pages; ARGV[4..8]: page, images, chunks, last (0|1), ttl. */
+const COMMIT_PAGE = `${PRELUDE}
+if redis.call('EXISTS', task) == 0 then return 'missing' end
+if redis.call('SADD', KEYS[5], ARGV[4]) == 0 then return 'duplicate' end
+redis.call('EXPIRE', KEYS[5], ARGV[8])
+redis.call('HINCRBY', task, 'total', ARGV[5])
+redis.call('HINCRBY', task, 'chunks', ARGV[6])
+if ARGV[7] == '1' then redis.call('HSET', task, 'listed', '1') end
+emit('progress', 'page', ARGV[4])
+if finish_if_complete(KEYS[4]) == 1 then return 'finished' end
 return 'committed'
 `;
 
-/** KEYS: task; ARGV: now. */
-const MARK_RUNNING = `
-if redis.call('HGET', KEYS[1], 'status') == 'queued' then
-  redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1])
-  return 1
-end
-return 0
+const MARK_RUNNING = `${PRELUDE}
+if redis.call('HGET', task, 'status') ~= 'queued' then return 0 end
+redis.call('HSET', task, 'status', 'running', 'started_at', now)
+emit('running')
+return 1
 `;
 
-/** KEYS: task; ARGV: status (cancelled|failed), now, error JSON or ''. */
-const END_TASK = `
-local status = redis.call('HGET', KEYS[1], 'status')
+/** ARGV[4..5]: status (cancelled|failed), error JSON or ''. */
+const END_TASK = `${PRELUDE}
+local status = redis.call('HGET', task, 'status')
 if not status then return 'missing' end
-if status == ARGV[1] then return 'already' end
+if status == ARGV[4] then return 'already' end
 if status ~= 'queued' and status ~= 'running' then return 'finished' end
-redis.call('HSET', KEYS[1], 'status', ARGV[1], 'finished_at', ARGV[2])
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[3]) end
+redis.call('HSET', task, 'status', ARGV[4], 'finished_at', now)
+if ARGV[5] ~= '' then redis.call('HSET', task, 'error', ARGV[5]) end
+emit('ended')
 return 'ended'
 `;
 
+type Common = [task: string, events: string, ended: string, now: string, maxLen: number, endedMaxLen: number];
+
 interface TaskScripts {
-  visionqCommitChunk(task: string, committed: string, chunk: number, succeeded: number, failed: number, now: string, ttl: number): Promise<string>;
-  visionqCommitPage(task: string, committed: string, pages: string, page: number, images: number, chunks: number, last: string, now: string, ttl: number): Promise<string>;
-  visionqMarkRunning(task: string, now: string): Promise<number>;
-  visionqEndTask(task: string, status: string, now: string, error: string): Promise<string>;
+  visionqCreate(...args: [...Common, ttl: number, ...fields: string[]]): Promise<number>;
+  visionqCommitChunk(...args: [task: string, events: string, ended: string, committed: string, now: string, maxLen: number, endedMaxLen: number, chunk: number, succeeded: number, failed: number, ttl: number]): Promise<string>;
+  visionqCommitPage(
+    ...args: [task: string, events: string, ended: string, committed: string, pages: string, now: string, maxLen: number, endedMaxLen: number, page: number, images: number, chunks: number, last: string, ttl: number]
+  ): Promise<string>;
+  visionqMarkRunning(...args: Common): Promise<number>;
+  visionqEndTask(...args: [...Common, status: string, error: string]): Promise<string>;
 }
 
 /**
  * Task records in Redis: one hash per task plus, per task, the set of committed chunk
- * indices (and listed pages of a `source` task). Records expire `retentionSeconds`
- * after creation. The connection is the caller's; close() leaves it open.
+ * indices (and listed pages of a `source` task) and the event log. Records expire
+ * `retentionSeconds` after creation, their event logs with them. The connection is the
+ * caller's.
  */
 export class TaskStore {
   private readonly redis: Redis & TaskScripts;
 
   constructor(
     redis: Redis,
-    private readonly prefix: string,
-    private readonly retentionSeconds: number,
+    private readonly keys: KeyNamespace,
+    private readonly limits: TaskStoreLimits,
   ) {
     this.redis = redis as Redis & TaskScripts;
     if (!('visionqCommitChunk' in redis)) {
-      redis.defineCommand('visionqCommitChunk', { numberOfKeys: 2, lua: COMMIT_CHUNK });
-      redis.defineCommand('visionqCommitPage', { numberOfKeys: 3, lua: COMMIT_PAGE });
-      redis.defineCommand('visionqMarkRunning', { numberOfKeys: 1, lua: MARK_RUNNING });
-      redis.defineCommand('visionqEndTask', { numberOfKeys: 1, lua: END_TASK });
+      redis.defineCommand('visionqCreate', { numberOfKeys: 3, lua: CREATE });
+      redis.defineCommand('visionqCommitChunk', { numberOfKeys: 4, lua: COMMIT_CHUNK });
+      redis.defineCommand('visionqCommitPage', { numberOfKeys: 5, lua: COMMIT_PAGE });
+      redis.defineCommand('visionqMarkRunning', { numberOfKeys: 3, lua: MARK_RUNNING });
+      redis.defineCommand('visionqEndTask', { numberOfKeys: 3, lua: END_TASK });
     }
   }
 
@@ -153,12 +195,12 @@ export class TaskStore {
     };
     if (spec.metadata !== undefined) fields.metadata = JSON.stringify(spec.metadata);
     if (spec.source !== undefined) fields.source = spec.source;
-    await this.redis.multi().hset(this.taskKey(spec.id), fields).expire(this.taskKey(spec.id), this.retentionSeconds).exec();
+    await this.redis.visionqCreate(...this.common(spec.id, record.createdAt), this.limits.retentionSeconds, ...Object.entries(fields).flat());
     return record;
   }
 
   async get(id: string): Promise<TaskRecord | null> {
-    const h = await this.redis.hgetall(this.taskKey(id));
+    const h = await this.redis.hgetall(this.keys.task(id));
     if (!h.id) return null;
     return {
       id: h.id,
@@ -184,75 +226,61 @@ export class TaskStore {
   }
 
   async status(id: string): Promise<TaskStatus | null> {
-    return ((await this.redis.hget(this.taskKey(id), 'status')) as TaskStatus | null) ?? null;
+    return ((await this.redis.hget(this.keys.task(id), 'status')) as TaskStatus | null) ?? null;
   }
 
   /** `queued` → `running`, once. */
   async markRunning(id: string): Promise<void> {
-    await this.redis.visionqMarkRunning(this.taskKey(id), now());
+    await this.redis.visionqMarkRunning(...this.common(id));
   }
 
   async isCommitted(id: string, chunk: number): Promise<boolean> {
-    return (await this.redis.sismember(this.committedKey(id), String(chunk))) === 1;
+    return (await this.redis.sismember(this.keys.committed(id), String(chunk))) === 1;
   }
 
   /** Indices of the chunks counted so far, ascending. */
   async committedChunks(id: string): Promise<number[]> {
-    return (await this.redis.smembers(this.committedKey(id))).map(Number).sort((a, b) => a - b);
+    return (await this.redis.smembers(this.keys.committed(id))).map(Number).sort((a, b) => a - b);
   }
 
   /** Counts a chunk's images once, whatever number of times it ran; finishes the task after its last chunk. */
   async commitChunk(id: string, chunk: number, counts: ChunkCounts): Promise<CommitOutcome> {
-    return (await this.redis.visionqCommitChunk(
-      this.taskKey(id),
-      this.committedKey(id),
-      chunk,
-      counts.succeeded,
-      counts.failed,
-      now(),
-      this.retentionSeconds,
-    )) as CommitOutcome;
+    const [task, events, ended, now, maxLen, endedMaxLen] = this.common(id);
+    return (await this.redis.visionqCommitChunk(task, events, ended, this.keys.committed(id), now, maxLen, endedMaxLen, chunk, counts.succeeded, counts.failed, this.limits.retentionSeconds)) as CommitOutcome;
   }
 
   /** Adds a listed page of a `source` task once; `last` when the listing has ended. */
   async commitPage(id: string, page: number, images: number, chunks: number, last: boolean): Promise<CommitOutcome> {
+    const [task, events, ended, now, maxLen, endedMaxLen] = this.common(id);
     return (await this.redis.visionqCommitPage(
-      this.taskKey(id),
-      this.committedKey(id),
-      this.pagesKey(id),
+      task,
+      events,
+      ended,
+      this.keys.committed(id),
+      this.keys.pages(id),
+      now,
+      maxLen,
+      endedMaxLen,
       page,
       images,
       chunks,
       last ? '1' : '0',
-      now(),
-      this.retentionSeconds,
+      this.limits.retentionSeconds,
     )) as CommitOutcome;
   }
 
   /** No new chunk of the task starts after this; chunks already running still count. */
   async cancel(id: string): Promise<CancelOutcome> {
-    const outcome = await this.redis.visionqEndTask(this.taskKey(id), 'cancelled', now(), '');
+    const outcome = await this.redis.visionqEndTask(...this.common(id), 'cancelled', '');
     return outcome === 'ended' ? 'cancelled' : outcome === 'already' ? 'already_cancelled' : (outcome as CancelOutcome);
   }
 
-  /** Ends a task that cannot go on (a chunk ran out of retries, its source cannot be listed). */
+  /** Ends a task that cannot go on (a job out of retries, one no retry can cure, one that could not be queued). */
   async fail(id: string, error: { code: string; message: string }): Promise<boolean> {
-    return (await this.redis.visionqEndTask(this.taskKey(id), 'failed', now(), JSON.stringify(error))) === 'ended';
+    return (await this.redis.visionqEndTask(...this.common(id), 'failed', JSON.stringify(error))) === 'ended';
   }
 
-  private taskKey(id: string): string {
-    return `${this.prefix}:task:${id}`;
+  private common(id: string, now = new Date().toISOString()): Common {
+    return [this.keys.task(id), this.keys.events(id), this.keys.ended(), now, this.limits.eventsMaxLen, this.limits.endedEventsMaxLen];
   }
-
-  private committedKey(id: string): string {
-    return `${this.prefix}:task:${id}:committed`;
-  }
-
-  private pagesKey(id: string): string {
-    return `${this.prefix}:task:${id}:pages`;
-  }
-}
-
-function now(): string {
-  return new Date().toISOString();
 }

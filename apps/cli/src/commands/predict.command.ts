@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { intAtLeast } from './arguments';
-import { ErrorCode, VisionqError } from '@visionq/errors';
-import { imageError, type ImageClassifier, type ImageResult } from '@visionq/inference';
+import { ErrorCode, imageError, VisionqError, type ImageResult } from '@visionq/api';
+import type { ImageClassifier } from '@visionq/inference';
 import { openRuntime } from './runtime';
 import { formatTable } from './result-table';
 

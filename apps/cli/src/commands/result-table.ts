@@ -1,4 +1,4 @@
-import type { ImageResult } from '@visionq/inference';
+import type { ImageResult } from '@visionq/api';
 
 /** A readable table: one block per image, one row per predicted class. */
 export function formatTable(results: ImageResult[], model: string): string {

@@ -1,16 +1,11 @@
-import { loadConfig, type Config } from '@visionq/config';
-import { ImagePreprocessor } from '@visionq/imaging';
-import { ImageClassifier, InferenceEngine, ModelRegistry } from '@visionq/inference';
+import { isVariableSet, loadConfig, type Config } from '@visionq/config';
+import { openClassifier, type Classifier } from '@visionq/inference';
 import { createLogger, type Logger } from '@visionq/observability';
 
 /** The engine wired for one local command: no Redis, no gateway. */
-export interface LocalRuntime {
+export interface LocalRuntime extends Classifier {
   config: Config;
   logger: Logger;
-  registry: ModelRegistry;
-  engine: InferenceEngine;
-  classifier: ImageClassifier;
-  close(): Promise<void>;
 }
 
 export interface RuntimeOptions {
@@ -30,19 +25,8 @@ export async function openRuntime(options: RuntimeOptions): Promise<LocalRuntime
   const config = loadConfig();
   if (options.modelsDir) config.models.dir = options.modelsDir;
   if (options.model) config.models.defaultModel = options.model;
-  const logger = createLogger({ level: process.env.LOG_LEVEL ? config.log.level : 'warn', format: 'pretty' });
-  const registry = await ModelRegistry.load(config.models.dir, config.inference, { only: options.allModels ? undefined : [config.models.defaultModel], logger });
-  const engine = new InferenceEngine(registry, { batching: config.batching, warmup: false, logger });
-  const classifier = new ImageClassifier(registry, new ImagePreprocessor(config.imaging), engine);
-  return {
-    config,
-    logger,
-    registry,
-    engine,
-    classifier,
-    async close() {
-      await engine.stop();
-      await registry.release();
-    },
-  };
+  // A command's output is its own: warnings only, unless LOG_LEVEL asks for more.
+  const logger = createLogger({ level: isVariableSet('LOG_LEVEL') ? config.log.level : 'warn', format: 'pretty' });
+  const classifier = await openClassifier(config, { logger, only: options.allModels ? undefined : [config.models.defaultModel], warmup: false });
+  return { ...classifier, config, logger };
 }

@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Request } from 'express';
-import { ErrorCode, VisionqError } from '@visionq/errors';
-import type { BucketPolicy } from '@visionq/object-store';
-import { parseObjectUri } from '@visionq/object-store';
+import type { z } from 'zod';
+import { ErrorCode, VisionqError, type ErrorDetail } from '@visionq/api';
 
 export function isMultipart(req: Request): boolean {
   return req.is('multipart/form-data') === 'multipart/form-data';
@@ -15,13 +14,15 @@ export function requireJson(req: Request): void {
   }
 }
 
-/** An object URI naming one image (not a folder) in a bucket tasks may read. */
-export function checkImageUri(buckets: BucketPolicy, uri: string, field: string): void {
-  const { key } = parseObjectUri(uri, field);
-  if (key === '' || key.endsWith('/')) {
-    throw new VisionqError(ErrorCode.InvalidArgument, `${field}: ${uri} names a folder, not an image`, [{ field, message: 'expected s3://bucket/key of one image' }]);
+/** Parses with `schema`; every problem becomes one detail of a 400 `invalid_request`. */
+export function parseRequest<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
+  if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new VisionqError(ErrorCode.InvalidRequest, 'the body must be a JSON object');
   }
-  buckets.check(uri, field);
+  const parsed = schema.safeParse(body);
+  if (parsed.success) return parsed.data;
+  const details: ErrorDetail[] = parsed.error.issues.map((i) => ({ field: i.path.join('.') || undefined, message: i.message }));
+  throw new VisionqError(ErrorCode.InvalidRequest, `invalid request: ${details.map((d) => (d.field ? `${d.field}: ${d.message}` : d.message)).join('; ')}`, details);
 }
 
 /** A JSON request's identity for Idempotency-Key. */

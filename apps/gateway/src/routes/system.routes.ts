@@ -1,22 +1,31 @@
 import { Router, type Request, type Response } from 'express';
-import type { GatewayDeps } from '../gateway-deps';
+import type { ModelsResponse } from '@visionq/api';
+import type { ModelCatalog } from '@visionq/models';
+import type { GatewayMetrics } from '@visionq/observability';
+import type { WorkerRegistry } from '@visionq/tasks';
+
+/** What `/readyz` asks: each probe resolves when its dependency answers. */
+export interface ReadinessProbes {
+  redis(): Promise<unknown>;
+  store(): Promise<unknown>;
+}
 
 /** `GET /models`, `GET /metrics` (Prometheus), `GET /healthz` (the process answers), `GET /readyz` (it can do work). */
-export function systemRoutes(deps: GatewayDeps): Router {
+export function systemRoutes(catalog: ModelCatalog, workers: WorkerRegistry, metrics: GatewayMetrics, probes: ReadinessProbes): Router {
   const router = Router();
 
   router.get('/models', async (_req: Request, res: Response) => {
-    const live = await deps.workers.live();
+    const live = await workers.live();
     res.json({
-      models: deps.catalog.list().map((model) => {
+      models: catalog.list().map((model) => {
         const serving = live.filter((w) => w.models.includes(model.name));
-        return { ...model, workers: serving.length, providers: [...new Set(serving.map((w) => w.providers[model.name]))].filter(Boolean) };
+        return { ...model, workers: serving.length, providers: [...new Set(serving.map((w) => w.providers[model.name]!))].filter(Boolean) };
       }),
-    });
+    } satisfies ModelsResponse);
   });
 
   router.get('/metrics', async (_req: Request, res: Response) => {
-    res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
   router.get('/healthz', (_req: Request, res: Response) => {
@@ -25,10 +34,10 @@ export function systemRoutes(deps: GatewayDeps): Router {
 
   router.get('/readyz', async (_req: Request, res: Response) => {
     const checks = await Promise.all([
-      check('redis', async () => void (await deps.redis.ping())),
-      check('store', async () => void (await deps.store.list(deps.config.store.resultsUri, { limit: 1 }))),
+      check('redis', async () => void (await probes.redis())),
+      check('store', async () => void (await probes.store())),
       check('workers', async () => {
-        const live = await deps.workers.live();
+        const live = await workers.live();
         if (live.length === 0) throw new Error('no worker is running');
         return `${live.length} live`;
       }),

@@ -1,8 +1,9 @@
-import type { ImageResult } from '@visionq/inference';
-import { ResultStore, type TaskRecord } from '@visionq/tasks';
+import { resultsUrl, type ImageResult, type TaskView } from '@visionq/api';
+import { ResultStore } from './result.store';
+import type { TaskRecord } from './task.record';
 
-/** `GET /tasks/:id` as DESIGN.md writes it. */
-export function taskView(task: TaskRecord, results?: ImageResult[]): Record<string, unknown> {
+/** `GET /tasks/:id` (and every event's data) for a stored task. */
+export function taskView(task: TaskRecord, results?: ImageResult[]): TaskView {
   return {
     task_id: task.id,
     status: task.status,
@@ -15,7 +16,7 @@ export function taskView(task: TaskRecord, results?: ImageResult[]): Record<stri
     ...(task.error ? { error: task.error } : {}),
     ...(task.metadata === undefined ? {} : { metadata: task.metadata }),
     ...(results ? { results } : {}),
-    results_url: `/tasks/${task.id}/results`,
+    results_url: resultsUrl(task.id),
     output: ResultStore.folderUri(task),
   };
 }

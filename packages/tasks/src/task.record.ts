@@ -1,12 +1,4 @@
-import type { ErrorCode } from '@visionq/errors';
-
-export type TaskStatus = 'queued' | 'running' | 'succeeded' | 'completed_with_errors' | 'failed' | 'cancelled';
-
-export const TERMINAL_STATUSES: readonly TaskStatus[] = ['succeeded', 'completed_with_errors', 'failed', 'cancelled'];
-
-export function isTerminal(status: TaskStatus): boolean {
-  return TERMINAL_STATUSES.includes(status);
-}
+import type { TaskFailure, TaskStatus } from '@visionq/api';
 
 /** `batch`: a `POST /batch_predict`; `predict`: a `POST /predict` (one image, a client waiting). */
 export type TaskKind = 'batch' | 'predict';
@@ -22,7 +14,7 @@ export interface TaskSpec {
   /** BullMQ priority of the task's chunks: 1 is the most urgent. */
   priority: number;
   /** The client's own JSON, returned as given. */
-  metadata?: unknown;
+  metadata?: Record<string, unknown>;
   /** The prefix listed for a `source` task. */
   source?: string;
 }
@@ -43,5 +35,5 @@ export interface TaskRecord extends TaskSpec {
   startedAt?: string;
   finishedAt?: string;
   /** Why a task failed. */
-  error?: { code: ErrorCode | string; message: string };
+  error?: TaskFailure;
 }

@@ -1,8 +1,7 @@
 import type { Readable } from 'node:stream';
-import { ErrorCode, VisionqError } from '@visionq/errors';
-import type { ImageResult } from '@visionq/inference';
+import { ErrorCode, isTerminal, VisionqError, type ImageResult } from '@visionq/api';
 import { joinObjectUri, ObjectNotFoundError, type ObjectStore } from '@visionq/object-store';
-import { isTerminal, type TaskRecord } from './task-record';
+import type { TaskRecord } from './task.record';
 import type { TaskStore } from './task.store';
 
 /** Where to go on reading: the chunk, and the line within it. */

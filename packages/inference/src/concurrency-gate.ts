@@ -25,12 +25,4 @@ export class ConcurrencyGate {
       else this.running--;
     }
   }
-
-  get active(): number {
-    return this.running;
-  }
-
-  get waiting(): number {
-    return this.urgent.length + this.normal.length;
-  }
 }

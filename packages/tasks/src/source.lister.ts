@@ -1,7 +1,11 @@
-import { ErrorCode } from '@visionq/errors';
+import { ErrorCode, isTerminal, VisionqError } from '@visionq/api';
+import type { Config } from '@visionq/config';
 import type { Logger } from '@visionq/observability';
 import { ObjectAccessDeniedError, ObjectNotFoundError, type ObjectStore } from '@visionq/object-store';
-import { isTerminal, splitIntoChunks, type ListJobData, type TaskQueue, type TaskStore } from '@visionq/tasks';
+import type { ListJobData } from './queue.jobs';
+import type { TaskQueue } from './task.queue';
+import { splitIntoChunks } from './task.submitter';
+import type { TaskStore } from './task.store';
 
 /**
  * Lists one page of a `source` prefix: enqueues its chunks, then the next page, then
@@ -14,23 +18,21 @@ export class SourceLister {
     private readonly store: ObjectStore,
     private readonly tasks: TaskStore,
     private readonly queue: TaskQueue,
-    private readonly options: { pageSize: number; chunkSize: number },
+    private readonly options: Pick<Config['tasks'], 'listPageSize' | 'chunkSize'>,
     private readonly logger: Logger,
   ) {}
 
+  /** A prefix the store does not have or refuses throws a VisionqError no retry cures. */
   async process(job: ListJobData): Promise<void> {
     const status = await this.tasks.status(job.taskId);
     if (status === null || isTerminal(status)) return;
     await this.tasks.markRunning(job.taskId);
     let page;
     try {
-      page = await this.store.list(job.source, { cursor: job.cursor, limit: this.options.pageSize });
+      page = await this.store.list(job.source, { cursor: job.cursor, limit: this.options.listPageSize });
     } catch (err) {
-      if (err instanceof ObjectNotFoundError || err instanceof ObjectAccessDeniedError) {
-        const code = err instanceof ObjectNotFoundError ? ErrorCode.NotFound : ErrorCode.Forbidden;
-        await this.tasks.fail(job.taskId, { code, message: `cannot list ${job.source}: ${err.message}` });
-        return;
-      }
+      if (err instanceof ObjectNotFoundError) throw new VisionqError(ErrorCode.NotFound, `cannot list ${job.source}: ${err.message}`, [], { cause: err });
+      if (err instanceof ObjectAccessDeniedError) throw new VisionqError(ErrorCode.Forbidden, `cannot list ${job.source}: ${err.message}`, [], { cause: err });
       throw err;
     }
     // Folder markers are not images.

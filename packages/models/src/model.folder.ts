@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ModelError } from '@visionq/errors';
+import { ModelError } from '@visionq/api';
 import type { PreprocessSpec } from '@visionq/imaging';
-import { manifestSchema, type ModelManifest } from './model-manifest';
+import { manifestSchema, type ModelManifest } from './model.manifest';
 
 /** What a model folder declares, read and checked, before any session exists. */
 export interface ModelFolder {

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
-import type { MetricsRegistry } from '@visionq/observability';
+import type { MetricsRegistry } from './metrics';
 
 /** `GET /metrics` for Prometheus on `port`: a worker has no other HTTP surface. */
 export async function serveMetrics(registry: MetricsRegistry, port: number): Promise<Server> {

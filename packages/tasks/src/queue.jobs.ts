@@ -1,4 +1,5 @@
-import type { JobsOptions } from 'bullmq';
+import { UnrecoverableError, type JobsOptions } from 'bullmq';
+import { ErrorCode, VisionqError } from '@visionq/api';
 
 /**
  * Queues, per model, so a worker takes only work for models it serves:
@@ -21,8 +22,8 @@ export enum JobName {
 /** A slice of a task's images. Jobs carry URIs, never image bytes. */
 export interface ChunkJobData {
   taskId: string;
-  /** 0-based; the part file and the exactly-once bookkeeping are keyed by it. */
-  chunk: number;
+  /** The chunk's 0-based index in its task: its part file and its exactly-once bookkeeping are keyed by it. */
+  index: number;
   images: string[];
   model: string;
   topK: number;
@@ -45,20 +46,39 @@ export interface ListJobData {
 }
 
 /** Deterministic ids: a re-run that enqueues the same chunk again adds nothing while the first is kept. */
-export function chunkJobId(taskId: string, chunk: number): string {
-  return `${taskId}-c${chunk}`;
+export function chunkJobId(taskId: string, index: number): string {
+  return `${taskId}-c${index}`;
 }
 
 export function listJobId(taskId: string, page: number): string {
   return `${taskId}-l${page}`;
 }
 
-/** Retries apply to store and Redis faults only: bad images are results, never retries. */
-export function defaultJobOptions(attempts: number): JobsOptions {
+/** Retries (with exponential backoff from 1 s) apply to store and Redis faults only: bad images are results, never retries. */
+export function jobOptions(attempts: number): JobsOptions {
   return {
     attempts,
     backoff: { type: 'exponential', delay: 1_000 },
     removeOnComplete: { age: 3_600, count: 10_000 },
     removeOnFail: { age: 7 * 24 * 3_600 },
   };
+}
+
+/** Codes another attempt may cure: an outage, a slow dependency, a failed run, a bug that may be load-dependent. */
+const RETRYABLE: readonly ErrorCode[] = [ErrorCode.Unavailable, ErrorCode.Timeout, ErrorCode.InferenceFailed, ErrorCode.Internal];
+
+/**
+ * Whether a job that threw `err` should run again. Anything visionq did not raise on
+ * purpose is retried; a VisionqError whose code no retry can cure (a source the store
+ * cannot address, a model gone from this worker) is not.
+ */
+export function isRetryable(err: unknown): boolean {
+  return !(err instanceof VisionqError) || RETRYABLE.includes(err.code);
+}
+
+/** Tells BullMQ not to retry, keeping the error's code for the task's failure. */
+export class PermanentJobError extends UnrecoverableError {
+  constructor(readonly code: ErrorCode, message: string) {
+    super(message);
+  }
 }

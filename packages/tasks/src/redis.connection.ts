@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { UnavailableError } from '@visionq/errors';
+import { UnavailableError } from '@visionq/api';
 
 export interface RedisConnectOptions {
   /**

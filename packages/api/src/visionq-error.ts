@@ -6,21 +6,24 @@ export interface ErrorDetail {
   message: string;
 }
 
-/** The error shape of DESIGN.md, used in HTTP bodies; result lines carry `error` alone. */
-export interface ErrorBody {
-  error: { code: string; message: string; details: ErrorDetail[] };
+export interface VisionqErrorOptions {
+  cause?: unknown;
+  /** The task the failure is about, when the client may still poll it (a `/predict` past its timeout). */
+  taskId?: string;
 }
 
 /** Root of every error visionq raises on purpose. Anything else is an internal error. */
 export class VisionqError extends Error {
   readonly code: ErrorCode;
   readonly details: ErrorDetail[];
+  readonly taskId?: string;
 
-  constructor(code: ErrorCode, message: string, details: ErrorDetail[] = [], options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: ErrorCode, message: string, details: ErrorDetail[] = [], options: VisionqErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
     this.details = details;
+    if (options.taskId !== undefined) this.taskId = options.taskId;
   }
 }
 
@@ -29,7 +32,7 @@ export class ImageError extends VisionqError {}
 
 /** A model folder that cannot be served (bad manifest, graph mismatch, missing file). */
 export class ModelError extends VisionqError {
-  constructor(message: string, details: ErrorDetail[] = [], options?: { cause?: unknown }) {
+  constructor(message: string, details: ErrorDetail[] = [], options?: VisionqErrorOptions) {
     super(ErrorCode.ModelInvalid, message, details, options);
   }
 }
@@ -43,18 +46,14 @@ export class ConfigError extends VisionqError {
 
 /** The component is stopping or stopped: the caller may retry elsewhere or later. */
 export class UnavailableError extends VisionqError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: VisionqErrorOptions) {
     super(ErrorCode.Unavailable, message, [], options);
   }
 }
 
-/**
- * Turns any thrown value into the public error body. Unknown errors become a generic
- * internal error: their message and stack belong in the log, not in a response.
- */
-export function toErrorBody(err: unknown): ErrorBody {
-  if (err instanceof VisionqError) {
-    return { error: { code: err.code, message: err.message, details: err.details } };
+/** `POST /predict` had no result in time; the task goes on and `taskId` can be polled. */
+export class PredictTimeoutError extends VisionqError {
+  constructor(message: string, taskId: string) {
+    super(ErrorCode.Timeout, message, [], { taskId });
   }
-  return { error: { code: ErrorCode.Internal, message: 'internal error', details: [] } };
 }

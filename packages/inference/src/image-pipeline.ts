@@ -1,7 +1,7 @@
-import { ErrorCode, VisionqError } from '@visionq/errors';
-import { imageError, type ImageClassifier, type ImageResult } from '@visionq/inference';
+import { ErrorCode, imageError, VisionqError, type ImageResult } from '@visionq/api';
 import { ObjectAccessDeniedError, ObjectNotFoundError, ObjectTooLargeError, type ObjectStore } from '@visionq/object-store';
 import type { ConcurrencyGate } from './concurrency-gate';
+import type { ImageClassifier } from './image-classifier';
 
 /**
  * One image from URI to result line: fetch and preprocess under the gate (which bounds
@@ -12,9 +12,6 @@ import type { ConcurrencyGate } from './concurrency-gate';
  * that image's error line; a store that cannot be reached throws, so the chunk is retried.
  */
 export class ImagePipeline {
-  /** Per model: images inside the gate (being fetched or decoded), soon in its batcher. */
-  private readonly preparing = new Map<string, number>();
-
   constructor(
     private readonly store: ObjectStore,
     private readonly classifier: ImageClassifier,
@@ -26,20 +23,12 @@ export class ImagePipeline {
   async classify(uri: string, model: string, k: number, options: { urgent?: boolean; signal?: AbortSignal } = {}): Promise<ImageResult> {
     const prepared = await this.gate.run(async () => {
       options.signal?.throwIfAborted();
-      this.preparing.set(model, (this.preparing.get(model) ?? 0) + 1);
-      try {
+      return this.classifier.preparing(model, async () => {
         const bytes = await this.fetch(uri);
         return Buffer.isBuffer(bytes) ? await this.classifier.prepare(uri, bytes, model) : bytes;
-      } finally {
-        this.preparing.set(model, this.preparing.get(model)! - 1);
-      }
+      });
     }, options);
     return 'pixels' in prepared ? this.classifier.infer(prepared, k, options) : prepared;
-  }
-
-  /** Images of `model` being fetched or decoded right now: the engine's batcher may wait for them. */
-  upcoming(model: string): number {
-    return this.preparing.get(model) ?? 0;
   }
 
   private async fetch(uri: string): Promise<Buffer | ImageResult> {

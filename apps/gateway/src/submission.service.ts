@@ -1,0 +1,201 @@
+import { randomUUID } from 'node:crypto';
+import type { Request } from 'express';
+import {
+  batchFormSchema,
+  batchJsonSchema,
+  DEFAULT_TOP_K,
+  ErrorCode,
+  predictFormSchema,
+  predictJsonSchema,
+  PRIORITIES,
+  VisionqError,
+  type ImageResult,
+  type SubmitOptions,
+} from '@visionq/api';
+import type { Config } from '@visionq/config';
+import type { ModelCatalog } from '@visionq/models';
+import { joinObjectUri, parseObjectUri, type BucketPolicy, type ObjectStore } from '@visionq/object-store';
+import type { GatewayMetrics, Logger } from '@visionq/observability';
+import type { Submitted, TaskInput, TaskKind, TaskSpec, TaskSubmitter } from '@visionq/tasks';
+import { receiveUpload } from './multipart-upload';
+import { digestOf, isMultipart, parseRequest, requireJson } from './routes/request-body';
+
+/** A submit parsed and checked, before anything is enqueued. */
+interface Submission {
+  spec: TaskSpec;
+  input: TaskInput;
+  digest: string;
+  /** Objects this request stored, deleted again should it not become a task. */
+  uploads: string[];
+}
+
+export interface PredictSubmission {
+  taskId: string;
+  image: string;
+  model: { name: string; version: string };
+  /** The image's result line, or PredictTimeoutError after `PREDICT_TIMEOUT_MS`. */
+  result: Promise<ImageResult>;
+}
+
+export type SubmissionLimits = Pick<Config['store'], 'uploadsUri' | 'resultsUri'> &
+  Pick<Config['tasks'], 'maxImages' | 'predictTimeoutMs'> &
+  Pick<Config['imaging'], 'maxImageBytes'>;
+
+/**
+ * Turns a submit request (JSON or multipart) into a task: checks its options against
+ * what this deployment serves and allows, stores its uploads, and hands it to the task
+ * submitter. A refused request enqueues nothing and leaves no upload behind.
+ */
+export class SubmissionService {
+  constructor(
+    private readonly catalog: ModelCatalog,
+    private readonly buckets: BucketPolicy,
+    private readonly store: ObjectStore,
+    private readonly submitter: TaskSubmitter,
+    private readonly limits: SubmissionLimits,
+    private readonly metrics: GatewayMetrics,
+    private readonly logger: Logger,
+  ) {}
+
+  /** `POST /batch_predict`: JSON `images` or `source`, or a multipart upload of `files`. */
+  async batch(req: Request): Promise<Submitted> {
+    const id = randomUUID();
+    const submission = isMultipart(req) ? await this.batchUpload(req, id) : this.batchJson(req, id);
+    const key = req.get('idempotency-key');
+    let submitted: Submitted;
+    try {
+      submitted = await this.submitter.submit(submission.spec, submission.input, key === undefined ? undefined : { key, digest: submission.digest });
+    } catch (err) {
+      await this.discard(submission.uploads);
+      throw err;
+    }
+    if (submitted.replayed) {
+      await this.discard(submission.uploads);
+      return submitted;
+    }
+    this.metrics.tasksSubmitted.inc({ model: submission.spec.model, kind: 'batch' });
+    this.logger.info('task queued', { task_id: id, model: submission.spec.model, images: 'images' in submission.input ? submission.input.images.length : undefined });
+    return submitted;
+  }
+
+  /** `POST /predict`: one image, uploaded (`file`) or named by URI, on the predict queue. */
+  async predict(req: Request): Promise<PredictSubmission> {
+    const id = randomUUID();
+    const uploaded = isMultipart(req);
+    const { image, spec } = uploaded ? await this.predictUpload(req, id) : this.predictJson(req, id);
+    const { wait } = await this.submitter.predict(spec, image).catch(async (err: unknown) => {
+      if (uploaded) await this.discard([image]);
+      throw err;
+    });
+    this.metrics.tasksSubmitted.inc({ model: spec.model, kind: 'predict' });
+    const { manifest } = this.catalog.get(spec.model);
+    return { taskId: id, image, model: { name: manifest.name, version: manifest.version }, result: wait(this.limits.predictTimeoutMs) };
+  }
+
+  private batchJson(req: Request, id: string): Submission {
+    requireJson(req);
+    const body = parseRequest(batchJsonSchema, req.body);
+    const { images, source, ...options } = body;
+    const spec = this.spec(id, 'batch', options);
+    let input: TaskInput;
+    if (images !== undefined) {
+      if (images.length > this.limits.maxImages) {
+        throw new VisionqError(ErrorCode.InvalidRequest, `${images.length} images is more than MAX_TASK_IMAGES=${this.limits.maxImages}; use a \`source\` prefix for more`, [
+          { field: 'images', message: 'too many images' },
+        ]);
+      }
+      images.forEach((uri, i) => this.checkImageUri(uri, `images[${i}]`));
+      input = { images };
+    } else {
+      this.buckets.check(source!, 'source'); // a malformed URI is invalid_argument, a foreign bucket forbidden
+      input = { source: source! };
+      spec.source = source!;
+    }
+    return { spec, input, digest: digestOf(body), uploads: [] };
+  }
+
+  private async batchUpload(req: Request, id: string): Promise<Submission> {
+    const form = await receiveUpload(req, { ...this.uploadTo(id), fileField: 'files', maxFiles: this.limits.maxImages });
+    return this.keptOnlyIfValid(form.files, () => {
+      const spec = this.spec(id, 'batch', parseRequest(batchFormSchema, form.fields));
+      if (form.files.length === 0) {
+        throw new VisionqError(ErrorCode.InvalidRequest, 'upload at least one image in the field "files"', [{ field: 'files', message: 'no files' }]);
+      }
+      return { spec, input: { images: form.files }, digest: form.digest, uploads: form.files };
+    });
+  }
+
+  private predictJson(req: Request, id: string): { image: string; spec: TaskSpec } {
+    requireJson(req);
+    const { image, ...options } = parseRequest(predictJsonSchema, req.body);
+    const spec = this.spec(id, 'predict', options);
+    this.checkImageUri(image, 'image');
+    return { image, spec };
+  }
+
+  private async predictUpload(req: Request, id: string): Promise<{ image: string; spec: TaskSpec }> {
+    const form = await receiveUpload(req, { ...this.uploadTo(id), fileField: 'file', maxFiles: 1 });
+    return this.keptOnlyIfValid(form.files, () => {
+      const spec = this.spec(id, 'predict', parseRequest(predictFormSchema, form.fields));
+      if (form.files.length !== 1) throw new VisionqError(ErrorCode.InvalidRequest, 'upload one image in the field "file"', [{ field: 'file', message: 'no file' }]);
+      return { image: form.files[0]!, spec };
+    });
+  }
+
+  /**
+   * Checks a submit's options against what this deployment serves and allows, and fixes
+   * the task's spec. Throws the request's error before anything is stored or enqueued.
+   */
+  private spec(id: string, kind: TaskKind, options: SubmitOptions): TaskSpec {
+    if (options.callback_url !== undefined) {
+      throw new VisionqError(ErrorCode.UnsupportedOption, 'callback_url is not supported yet: poll GET /tasks/:id', [{ field: 'callback_url', message: 'not supported' }]);
+    }
+    const model = this.catalog.get(options.model);
+    const topK = options.top_k ?? Math.min(DEFAULT_TOP_K, model.labels.length);
+    if (topK > model.labels.length) {
+      throw new VisionqError(ErrorCode.InvalidArgument, `top_k=${topK} is more than the ${model.labels.length} classes of model "${model.manifest.name}"`, [
+        { field: 'top_k', message: `at most ${model.labels.length}` },
+      ]);
+    }
+    const output = options.output ?? this.limits.resultsUri;
+    this.buckets.check(output, 'output');
+    return {
+      id,
+      kind,
+      model: model.manifest.name,
+      topK,
+      output,
+      priority: PRIORITIES[options.priority ?? 'normal'],
+      ...(options.metadata === undefined ? {} : { metadata: options.metadata }),
+    };
+  }
+
+  /** An object URI naming one image (not a folder) in a bucket tasks may read. */
+  private checkImageUri(uri: string, field: string): void {
+    const { key } = parseObjectUri(uri, field);
+    if (key === '' || key.endsWith('/')) {
+      throw new VisionqError(ErrorCode.InvalidArgument, `${field}: ${uri} names a folder, not an image`, [{ field, message: 'expected s3://bucket/key of one image' }]);
+    }
+    this.buckets.check(uri, field);
+  }
+
+  private uploadTo(id: string) {
+    return { store: this.store, folder: joinObjectUri(this.limits.uploadsUri, `${id}/`), maxFileBytes: this.limits.maxImageBytes };
+  }
+
+  /** Every check runs before an upload is kept: a refused request leaves nothing in the store. */
+  private async keptOnlyIfValid<T>(uploads: string[], check: () => T): Promise<T> {
+    try {
+      return check();
+    } catch (err) {
+      await this.discard(uploads);
+      throw err;
+    }
+  }
+
+  private async discard(uploads: string[]): Promise<void> {
+    await Promise.all(
+      uploads.map((uri) => this.store.delete(uri).catch((err: Error) => this.logger.warn('could not delete an upload of a refused request', { uri, error: err.message }))),
+    );
+  }
+}

@@ -1,0 +1,26 @@
+// The wire contract: every body the gateway writes and a client reads, typed once.
+// Nothing here imports a runtime service.
+export { ErrorCode, httpStatusOf } from './error-codes';
+export { ConfigError, ImageError, ModelError, PredictTimeoutError, UnavailableError, VisionqError } from './visionq-error';
+export type { ErrorDetail, VisionqErrorOptions } from './visionq-error';
+export { errorBody } from './error-body';
+export type { ErrorBody } from './error-body';
+export { BUCKET_NAME, folderUriSchema } from './object-uri.schema';
+export { imageError } from './result-line';
+export type { ImageResult, Prediction } from './result-line';
+export {
+  batchFormSchema,
+  batchJsonSchema,
+  DEFAULT_TOP_K,
+  isTerminal,
+  predictFormSchema,
+  predictJsonSchema,
+  PRIORITIES,
+  resultsQuerySchema,
+  TERMINAL_STATUSES,
+} from './task.schema';
+export type { BatchRequest, PredictRequest, Priority, SubmitOptions, TaskStatus } from './task.schema';
+export { resultsUrl, statusUrl } from './task-view';
+export type { PredictResponse, ResultsPage, TaskAccepted, TaskFailure, TaskProgress, TaskView } from './task-view';
+export type { TaskEvent, TaskEventType } from './task-event';
+export type { ModelsResponse, ModelView } from './model-view';

@@ -1,0 +1,28 @@
+import type { TaskStatus } from './task.schema';
+import type { TaskFailure, TaskProgress } from './task-view';
+
+/**
+ * `created`: the task was stored; `running`: its first chunk (or page) started;
+ * `progress`: a chunk committed (or a `source` page was listed), with the new counts;
+ * `ended`: its final status. Each is written in the same atomic step as the change itself.
+ */
+export type TaskEventType = 'created' | 'running' | 'progress' | 'ended';
+
+/** One entry of a task's event log. */
+export interface TaskEvent {
+  /** The log entry's id: resume after it (SSE `Last-Event-ID`). Ids grow with time. */
+  id: string;
+  type: TaskEventType;
+  task_id: string;
+  /** The status after the change. */
+  status: TaskStatus;
+  progress: TaskProgress;
+  /** When the change happened (ISO 8601). */
+  at: string;
+  /** `progress` of a committed chunk: its index. */
+  chunk?: number;
+  /** `progress` of a listed `source` page: its index. */
+  page?: number;
+  /** `ended` as `failed`: why. */
+  error?: TaskFailure;
+}

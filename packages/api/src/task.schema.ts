@@ -1,0 +1,79 @@
+import { z } from 'zod';
+import { folderUriSchema } from './object-uri.schema';
+
+export type TaskStatus = 'queued' | 'running' | 'succeeded' | 'completed_with_errors' | 'failed' | 'cancelled';
+
+export const TERMINAL_STATUSES: readonly TaskStatus[] = ['succeeded', 'completed_with_errors', 'failed', 'cancelled'];
+
+export function isTerminal(status: TaskStatus): boolean {
+  return TERMINAL_STATUSES.includes(status);
+}
+
+/** A request's `priority`, and the BullMQ priority of its chunks: 1 is taken first. */
+export const PRIORITIES = { high: 1, normal: 5, low: 10 } as const;
+export type Priority = keyof typeof PRIORITIES;
+
+/** Classes per image when a request names no `top_k`. */
+export const DEFAULT_TOP_K = 5;
+
+const MAX_METADATA_BYTES = 16 * 1024;
+
+/** Options every submit may carry, in JSON or as multipart form fields. */
+const options = {
+  model: z.string().min(1).optional(),
+  top_k: z.coerce.number().int().min(1).optional(),
+  output: folderUriSchema.optional(),
+  priority: z.enum(['high', 'normal', 'low']).optional(),
+  callback_url: z.string().optional(),
+  metadata: z
+    .record(z.string(), z.unknown())
+    .refine((m) => JSON.stringify(m).length <= MAX_METADATA_BYTES, `at most ${MAX_METADATA_BYTES} bytes of JSON`)
+    .optional(),
+};
+
+export type SubmitOptions = z.infer<z.ZodObject<typeof options>>;
+
+/** `POST /batch_predict` as JSON: exactly one of `images` and `source`. */
+export const batchJsonSchema = z
+  .strictObject({
+    images: z.array(z.string().min(1)).min(1, 'list at least one image').optional(),
+    source: z.string().min(1).optional(),
+    ...options,
+  })
+  .refine((b) => (b.images === undefined) !== (b.source === undefined), { message: 'give exactly one of `images` and `source`', path: ['images'] });
+export type BatchRequest = z.infer<typeof batchJsonSchema>;
+
+/** Form fields of a multipart `POST /batch_predict`: the same options, `metadata` as a JSON string. */
+export const batchFormSchema = z.strictObject({
+  ...options,
+  metadata: z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'not valid JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(options.metadata)
+    .optional(),
+});
+
+/** `POST /predict` as JSON. */
+export const predictJsonSchema = z.strictObject({
+  image: z.string().min(1),
+  model: options.model,
+  top_k: options.top_k,
+});
+export type PredictRequest = z.infer<typeof predictJsonSchema>;
+
+/** Form fields of a multipart `POST /predict`. */
+export const predictFormSchema = z.strictObject({ model: options.model, top_k: options.top_k });
+
+/** The query of `GET /tasks/:id/results`. */
+export const resultsQuerySchema = z.object({
+  cursor: z.string().min(1).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  format: z.enum(['json', 'ndjson']).optional(),
+});

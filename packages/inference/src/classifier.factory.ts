@@ -1,0 +1,54 @@
+import type { Config } from '@visionq/config';
+import { ImagePreprocessor } from '@visionq/imaging';
+import type { Logger } from '@visionq/observability';
+import { ImageClassifier } from './image-classifier';
+import { InferenceEngine } from './inference-engine';
+import { ModelRegistry } from './model-registry';
+
+/** The registry → engine → classifier chain, and the one way to take it down. */
+export interface Classifier {
+  readonly registry: ModelRegistry;
+  readonly engine: InferenceEngine;
+  readonly classifier: ImageClassifier;
+  /** Refuses new images, finishes those queued, releases the sessions. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface OpenClassifierOptions {
+  logger: Logger;
+  /** Load only these models; default: every model of `config.models.dir`. */
+  only?: string[];
+  /** Run each preferred batch size once per model before serving; default `config.inference.warmup`. */
+  warmup?: boolean;
+  /** Told of every batch served: for metrics. */
+  onBatch?: (model: string, size: number, seconds: number) => void;
+}
+
+/** Loads the models and starts the engine that batches their images (warming them up when configured). */
+export async function openClassifier(config: Pick<Config, 'models' | 'inference' | 'batching' | 'imaging'>, options: OpenClassifierOptions): Promise<Classifier> {
+  const registry = await ModelRegistry.load(config.models.dir, config.inference, { only: options.only, logger: options.logger });
+  const engine = new InferenceEngine(registry, {
+    batching: config.batching,
+    warmup: options.warmup ?? config.inference.warmup,
+    logger: options.logger,
+    onBatch: options.onBatch,
+  });
+  try {
+    await engine.start();
+  } catch (err) {
+    await registry.release();
+    throw err;
+  }
+  const classifier = new ImageClassifier(registry, new ImagePreprocessor(config.imaging), engine);
+  let closing: Promise<void> | undefined;
+  return {
+    registry,
+    engine,
+    classifier,
+    close: () =>
+      (closing ??= (async () => {
+        await engine.stop();
+        await registry.release();
+      })()),
+  };
+}

@@ -1,0 +1,45 @@
+/**
+ * Every Redis key visionq writes, under one prefix: deployments (and test runs) that
+ * share a Redis stay apart. BullMQ's queues take `prefix` as their own.
+ */
+export class KeyNamespace {
+  constructor(readonly prefix: string) {}
+
+  /** A task's hash. */
+  task(id: string): string {
+    return `${this.prefix}:task:${id}`;
+  }
+
+  /** A task's event log (a stream), expiring with the task. */
+  events(id: string): string {
+    return `${this.prefix}:task:${id}:events`;
+  }
+
+  /** Indices of a task's committed chunks. */
+  committed(id: string): string {
+    return `${this.prefix}:task:${id}:committed`;
+  }
+
+  /** Indices of a `source` task's listed pages. */
+  pages(id: string): string {
+    return `${this.prefix}:task:${id}:pages`;
+  }
+
+  /** One stream of every task's ending, for consumers that act on endings (callbacks). */
+  ended(): string {
+    return `${this.prefix}:tasks:ended`;
+  }
+
+  idempotency(key: string): string {
+    return `${this.prefix}:idempotency:${Buffer.from(key).toString('base64url')}`;
+  }
+
+  worker(id: string): string {
+    return `${this.prefix}:worker:${id}`;
+  }
+
+  /** SCAN pattern of every worker heartbeat. */
+  workers(): string {
+    return `${this.prefix}:worker:*`;
+  }
+}

@@ -1,0 +1,114 @@
+import { Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { ErrorCode, VisionqError } from '@visionq/api';
+import type { Config } from '@visionq/config';
+import { connectionErrorLogger, type Logger } from '@visionq/observability';
+import type { ChunkProcessor } from './chunk.processor';
+import { chunkQueueName, isRetryable, JobName, PermanentJobError, predictQueueName, type ChunkJobData, type ListJobData } from './queue.jobs';
+import type { SourceLister } from './source.lister';
+import type { TaskStore } from './task.store';
+
+export type ConsumerOptions = Pick<Config['worker'], 'chunkConcurrency' | 'fetchConcurrency' | 'lockDurationMs' | 'stalledIntervalMs' | 'maxStalledCount' | 'drainTimeoutMs'> & {
+  /** Models whose queues this worker takes from. */
+  models: string[];
+};
+
+/**
+ * The BullMQ consumer of a worker: one per model and queue (predict, chunks). Lock
+ * renewal runs on this event loop, so a long chunk is taken for stalled only when the loop
+ * is held past `lockDurationMs` (inference runs in a session thread; decoding on libuv,
+ * the exact resize on this loop, an image at a time); a dead worker's chunks are, after
+ * `lockDurationMs`, and run again elsewhere.
+ *
+ * The one place a job's failure fails its task: at once when no retry can cure it, or
+ * when its retries (or stalls) are used up.
+ */
+export class TaskConsumer {
+  private readonly workers: Worker[] = [];
+  private closing?: Promise<void>;
+  private readonly onConsumerError: (err: Error) => void;
+
+  constructor(
+    private readonly connection: Redis,
+    /** BullMQ's key prefix: the deployment's key namespace. */
+    private readonly prefix: string,
+    private readonly tasks: TaskStore,
+    private readonly processor: ChunkProcessor,
+    private readonly lister: SourceLister,
+    private readonly options: ConsumerOptions,
+    private readonly logger: Logger,
+  ) {
+    // While Redis is down every consumer reports each reconnect attempt: one line every few seconds is enough.
+    this.onConsumerError = connectionErrorLogger(logger, 'queue consumer error');
+  }
+
+  start(): void {
+    for (const model of this.options.models) {
+      this.consume(predictQueueName(model), this.options.fetchConcurrency, true);
+      this.consume(chunkQueueName(model), this.options.chunkConcurrency, false);
+    }
+  }
+
+  /** Takes no new job, lets those in flight finish (up to the drain timeout), then lets go. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      let timer: NodeJS.Timeout | undefined;
+      const drained = Promise.all(this.workers.map((w) => w.close())).then(() => true);
+      const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), this.options.drainTimeoutMs)));
+      const clean = await Promise.race([drained, timedOut]);
+      clearTimeout(timer);
+      if (!clean) {
+        this.logger.warn('chunks still running at shutdown are left to other workers', { timeout_ms: this.options.drainTimeoutMs });
+        await Promise.all(this.workers.map((w) => w.close(true).catch(this.onConsumerError)));
+      }
+    })();
+    return this.closing;
+  }
+
+  private consume(queue: string, concurrency: number, urgent: boolean): void {
+    const worker = new Worker(queue, (job: Job) => this.handle(job, urgent), {
+      connection: this.connection,
+      prefix: this.prefix,
+      concurrency,
+      lockDuration: this.options.lockDurationMs,
+      stalledInterval: this.options.stalledIntervalMs,
+      maxStalledCount: this.options.maxStalledCount,
+    });
+    worker.on('failed', (job, err) => void this.onFailed(job, err));
+    worker.on('error', this.onConsumerError);
+    this.workers.push(worker);
+  }
+
+  private async handle(job: Job, urgent: boolean): Promise<unknown> {
+    try {
+      if (job.name === JobName.List) return await this.lister.process(job.data as ListJobData);
+      const outcome = await this.processor.process(job.data as ChunkJobData, { urgent });
+      // Predict waiters read the result lines from the return value; a batch chunk's are in its part.
+      return urgent ? outcome.results : { status: outcome.status, succeeded: outcome.succeeded, failed: outcome.failed };
+    } catch (err) {
+      if (isRetryable(err)) throw err; // BullMQ retries it with backoff
+      const { code, message } = err as VisionqError;
+      throw new PermanentJobError(code, message);
+    }
+  }
+
+  /** A job out of retries, stalled too often, or that no retry can cure, ends its task as failed. */
+  private async onFailed(job: Job | undefined, err: Error): Promise<void> {
+    if (!job) return;
+    const { taskId } = job.data as { taskId: string };
+    const log = this.logger.child({ task_id: taskId, job_id: job.id });
+    try {
+      if ((await job.getState()) !== 'failed') {
+        log.warn('job failed, will retry', { attempt: job.attemptsMade, error: err.message });
+        return;
+      }
+      const permanent = err instanceof PermanentJobError;
+      const code = permanent ? err.code : err instanceof VisionqError ? err.code : ErrorCode.Internal;
+      const message = permanent ? `${job.name} ${job.id}: ${err.message}` : `${job.name} ${job.id} failed after ${job.attemptsMade} attempts: ${err.message}`;
+      log.error(permanent ? 'job cannot succeed; failing its task' : 'job failed for good; failing its task', { attempt: job.attemptsMade, error: err.message });
+      await this.tasks.fail(taskId, { code, message });
+    } catch (failure) {
+      log.error('could not record a failed job', { error: (failure as Error).message });
+    }
+  }
+}

@@ -1,0 +1,63 @@
+import type { Redis } from 'ioredis';
+import type { Config } from '@visionq/config';
+import type { Logger, WorkerMetrics } from '@visionq/observability';
+import type { ObjectStore } from '@visionq/object-store';
+import { ChunkProcessor, type ImageSource } from './chunk.processor';
+import { IdempotencyStore } from './idempotency.store';
+import { KeyNamespace } from './key.namespace';
+import { ResultStore } from './result.store';
+import { SourceLister } from './source.lister';
+import { TaskConsumer, type ConsumerOptions } from './task.consumer';
+import { TaskEvents } from './task.events';
+import { TaskQueue } from './task.queue';
+import { TaskStore } from './task.store';
+import { TaskSubmitter } from './task.submitter';
+import { WorkerRegistry } from './worker.registry';
+
+/** Every Redis-backed part of the task lifecycle, under one key namespace. */
+export interface Tasks {
+  readonly keys: KeyNamespace;
+  readonly store: TaskStore;
+  readonly events: TaskEvents;
+  readonly results: ResultStore;
+  readonly queue: TaskQueue;
+  readonly idempotency: IdempotencyStore;
+  readonly submitter: TaskSubmitter;
+  readonly workers: WorkerRegistry;
+  /** A worker's side: its chunks run through `images`, its consumer takes the models' queues. */
+  consumer(images: ImageSource, options: ConsumerOptions, logger: Logger, metrics: WorkerMetrics): TaskConsumer;
+  /** Closes the queues; the connection stays the caller's. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface OpenTasksOptions {
+  /** Where result parts are written and read, and `source` prefixes listed. */
+  store: ObjectStore;
+  /** Errors of the queues' own connections (each reconnect attempt while Redis is down). */
+  onError: (err: Error) => void;
+}
+
+/** Builds the task lifecycle's parts on `redis`, configured by the `redis` and `tasks` slices. */
+export function openTasks(redis: Redis, config: Pick<Config, 'redis' | 'tasks'>, options: OpenTasksOptions): Tasks {
+  const keys = new KeyNamespace(config.redis.prefix);
+  const store = new TaskStore(redis, keys, config.tasks);
+  const results = new ResultStore(options.store, store);
+  const queue = new TaskQueue(redis, keys.prefix, config.tasks.chunkAttempts, options.onError);
+  const idempotency = new IdempotencyStore(redis, keys, config.tasks.retentionSeconds);
+  return {
+    keys,
+    store,
+    events: new TaskEvents(redis, keys),
+    results,
+    queue,
+    idempotency,
+    submitter: new TaskSubmitter(store, queue, idempotency, config.tasks.chunkSize),
+    workers: new WorkerRegistry(redis, keys),
+    consumer(images, consumerOptions, logger, metrics) {
+      const processor = new ChunkProcessor(store, results, images, logger, metrics);
+      const lister = new SourceLister(options.store, store, queue, config.tasks, logger);
+      return new TaskConsumer(redis, keys.prefix, store, processor, lister, consumerOptions, logger);
+    },
+    close: () => queue.close(),
+  };
+}
