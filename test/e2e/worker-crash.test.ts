@@ -2,12 +2,17 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { TaskEvent } from '@visionq/api';
 import type { S3ObjectStore } from '@visionq/object-store';
+import { chunkJobId, chunkQueueName, KeyNamespace, TaskEvents } from '@visionq/tasks';
 import { Cluster, type ServiceProcess } from '../support/cluster';
 import { FASHION_DIR } from '../support/model-fixtures';
 import { createBucket, motoStore, startMotoServer, type MotoServer } from '../support/moto-server';
 
 const IMAGES = 500;
+const CHUNK_SIZE = 10;
 
 /** Waits until `service` has logged a finished chunk of `taskId`, so it is mid-task. */
 async function midTask(service: ServiceProcess, taskId: string): Promise<void> {
@@ -54,19 +59,49 @@ describe('worker replicas that die or stop mid-task (whole processes)', function
       bucket,
       workers: 2,
       // Small chunks, and a short lock so a dead worker's chunks come back within seconds.
-      env: { CHUNK_SIZE: '10', LOCK_DURATION_MS: '2000', STALLED_INTERVAL_MS: '1000' },
+      env: { CHUNK_SIZE: String(CHUNK_SIZE), LOCK_DURATION_MS: '2000', STALLED_INTERVAL_MS: '1000' },
     });
 
-  it('completes a task with every image exactly once when a worker is killed with SIGKILL', async () => {
+  /** A live follower of the task's event log from its first entry, as a client of the events would be. */
+  function follow(cluster: Cluster, redis: Redis, taskId: string): Promise<TaskEvent[]> {
+    return (async () => {
+      const seen: TaskEvent[] = [];
+      for await (const event of new TaskEvents(redis, new KeyNamespace(cluster.prefix)).follow(taskId, { blockMs: 1_000 })) seen.push(event);
+      return seen;
+    })();
+  }
+
+  /** Each chunk's progress exactly once, counts that only grow, one `ended` last, the same log live and replayed. */
+  function expectEachChunkOnce(live: TaskEvent[], replayed: TaskEvent[]): void {
+    expect(live.map((e) => e.id)).to.deep.equal(replayed.map((e) => e.id));
+    expect(live[0]!.type).to.equal('created');
+    expect(live.filter((e) => e.type === 'running')).to.have.length(1);
+    const progress = live.filter((e) => e.type === 'progress');
+    expect(progress.map((e) => e.chunk).sort((a, b) => a! - b!)).to.deep.equal(Array.from({ length: IMAGES / CHUNK_SIZE }, (_, i) => i));
+    progress.forEach((e, i) => expect(e.progress.done).to.equal((i + 1) * CHUNK_SIZE));
+    expect(live.filter((e) => e.type === 'ended')).to.have.length(1);
+    expect(live.at(-1)).to.deep.include({ type: 'ended', status: 'succeeded', progress: { total: IMAGES, done: IMAGES, succeeded: IMAGES, failed: 0 } });
+  }
+
+  it('completes a task with every image exactly once when a worker is killed with SIGKILL, its events each chunk once', async () => {
     const cluster = await start();
+    const redis = new Redis('redis://127.0.0.1:6379');
     try {
       const submit = await cluster.request('POST', '/batch_predict', { images });
+      const live = follow(cluster, redis, submit.body.task_id);
       const victim = cluster.workers[0]!;
       await midTask(victim, submit.body.task_id);
       victim.child.kill('SIGKILL');
       expect(await victim.exited).to.equal(null); // killed, not exited
       await expectEveryImageOnce(cluster, submit.body.task_id, images);
+      // The victim held chunks mid-run: BullMQ took them over as stalled and they ran again elsewhere.
+      const queue = new Queue(chunkQueueName('fashion-vgg'), { connection: redis, prefix: cluster.prefix });
+      const jobs = await Promise.all(Array.from({ length: IMAGES / CHUNK_SIZE }, (_, i) => queue.getJob(chunkJobId(submit.body.task_id, i))));
+      await queue.close();
+      expect(jobs.filter((job) => (job?.stalledCounter ?? 0) > 0).length, 'chunks taken over from the killed worker').to.be.greaterThan(0);
+      expectEachChunkOnce(await live, await new TaskEvents(redis, new KeyNamespace(cluster.prefix)).replay(submit.body.task_id));
     } finally {
+      redis.disconnect();
       await cluster.stop();
     }
   });

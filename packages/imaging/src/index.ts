@@ -3,6 +3,4 @@ export type { PreprocessSpec, PreprocessedImage } from './preprocess-spec';
 export { ImagePreprocessor } from './image-preprocessor';
 export type { ImageLimits } from './image-preprocessor';
 export { writeNormalized } from './normalize';
-export { ACCEPTED_FORMATS } from './image-format';
-export type { AcceptedFormat } from './image-format';
 export { configureDecoder } from './decoder-settings';

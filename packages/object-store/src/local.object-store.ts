@@ -27,7 +27,7 @@ const PUT_FOLDER_ATTEMPTS = 3;
  *
  * Contract, beyond ObjectStore's:
  * - A bucket needs no creating: the first put makes its folder, and a bucket without a
- *   folder is empty (list gives an empty page, get/head find nothing).
+ *   folder is empty (list gives an empty page, get finds nothing).
  * - Keys are relative paths: a `..` or `.` segment, an empty segment (`a//b`, `/a`, `a/`),
  *   a backslash, NUL, a segment over 255 bytes or a key over 1024 bytes is InvalidArgument,
  *   so no key reaches outside its bucket folder.
@@ -81,17 +81,6 @@ export class LocalObjectStore implements ObjectStore {
       await rm(temp, { force: true });
       if (!renaming) throw err; // The body's own error, or the disk's (ENOSPC, EIO): as they are.
       throw code(err) === 'EISDIR' ? conflict(uri) : fsError(err, uri);
-    }
-  }
-
-  async head(uri: string): Promise<ObjectInfo | null> {
-    const { key, path } = this.locate(uri);
-    try {
-      const stats = await stat(path);
-      return stats.isFile() ? { uri, key, size: stats.size } : null;
-    } catch (err) {
-      if (code(err) === 'ENOENT' || code(err) === 'ENOTDIR') return null;
-      throw fsError(err, uri);
     }
   }
 

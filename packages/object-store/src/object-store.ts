@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 
-/** One object as listed or headed. */
+/** One object as listed. */
 export interface ObjectInfo {
   /** `s3://bucket/key`. */
   uri: string;
@@ -38,8 +38,6 @@ export interface ObjectStore {
   getBytes(uri: string, maxBytes: number): Promise<Buffer>;
   /** Writes an object whole: readers see the old bytes or the new, never a mix. Large streams go up in parts. */
   put(uri: string, body: PutBody, options?: { contentType?: string }): Promise<void>;
-  /** Size of an object, or null when there is none. */
-  head(uri: string): Promise<ObjectInfo | null>;
   /** One page of the objects whose key starts with the prefix of `prefixUri`. */
   list(prefixUri: string, options: { cursor?: string | null; limit: number }): Promise<ListPage>;
   /** Removes an object; absent is fine. */

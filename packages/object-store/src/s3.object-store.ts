@@ -1,8 +1,8 @@
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { PassThrough, Readable } from 'node:stream';
 import { ErrorCode, VisionqError } from '@visionq/api';
-import type { ListPage, ObjectBody, ObjectInfo, ObjectStore, PutBody } from './object-store';
+import type { ListPage, ObjectBody, ObjectStore, PutBody } from './object-store';
 import { ObjectAccessDeniedError, ObjectNotFoundError, ObjectTooLargeError, StoreUnavailableError } from './object-store.errors';
 import { formatObjectUri, parseObjectUri } from './object-uri';
 
@@ -112,17 +112,6 @@ export class S3ObjectStore implements ObjectStore {
       if (body instanceof Readable) body.destroy();
       // When the caller's stream failed, that is what went wrong, and it is the caller's error, not the store's.
       throw bodyError ?? err;
-    }
-  }
-
-  async head(uri: string): Promise<ObjectInfo | null> {
-    const { bucket, key } = objectKey(uri);
-    try {
-      const out = await this.call(uri, () => this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key })));
-      return { uri, key, size: out.ContentLength ?? 0 };
-    } catch (err) {
-      if (err instanceof ObjectNotFoundError) return null;
-      throw err;
     }
   }
 

@@ -43,6 +43,7 @@ export class GatewayMetrics {
       registers: [registry],
       async collect() {
         this.reset();
+        // A scrape must not fail while Redis is down: no series then reads as "unknown".
         for (const [model, waiting] of Object.entries(await sources.backlog().catch(() => ({})))) this.set({ model }, waiting);
       },
     });
@@ -51,6 +52,7 @@ export class GatewayMetrics {
       help: 'Worker replicas whose heartbeat is current',
       registers: [registry],
       async collect() {
+        // As above: unknown while Redis is down, never a failed scrape.
         const live = await sources.liveWorkers().catch(() => undefined);
         if (live === undefined) this.reset();
         else this.set(live);
