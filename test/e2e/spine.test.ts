@@ -2,8 +2,8 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ImagePreprocessor } from '@visionq/imaging';
-import { ImageClassifier, InferenceEngine, ModelRegistry } from '@visionq/inference';
+import { loadConfig } from '@visionq/config';
+import { openClassifier } from '@visionq/inference';
 import { createLogger } from '@visionq/observability';
 import type { S3ObjectStore } from '@visionq/object-store';
 import { Cluster } from '../support/cluster';
@@ -153,9 +153,8 @@ describe('the spine: gateway, queue, two workers, S3 (whole processes)', functio
 
     // The engine in this process, on the same files.
     const logger = createLogger({ silent: true });
-    const registry = await ModelRegistry.load(BUNDLED_MODELS_DIR, { providers: ['cpu'] }, { logger, only: ['fashion-vgg'] });
-    const engine = new InferenceEngine(registry, { batching: { maxBatchSize: 16, maxQueueDelayMs: 2, preferredBatchSizes: [] }, warmup: false, logger });
-    const classifier = new ImageClassifier(registry, new ImagePreprocessor({ maxImageBytes: MAX_IMAGE_BYTES, maxImagePixels: 1 << 24 }), engine);
+    const config = loadConfig({ MODELS_DIR: BUNDLED_MODELS_DIR, MAX_BATCH_SIZE: '16', MAX_QUEUE_DELAY_MS: '2', MAX_IMAGE_BYTES: String(MAX_IMAGE_BYTES), MAX_IMAGE_PIXELS: String(1 << 24) });
+    const { classifier, close } = await openClassifier(config, { logger, only: ['fashion-vgg'], warmup: false });
     try {
       const expected: { images: Array<{ file: string; label: number }> } = JSON.parse(await readFile(join(FASHION_DIR, 'expected.json'), 'utf8'));
       const label = new Map(expected.images.map((i) => [i.file, i.label]));
@@ -173,8 +172,7 @@ describe('the spine: gateway, queue, two workers, S3 (whole processes)', functio
       expect(systemCorrect / 200).to.equal(engineCorrect / 200);
       expect(systemCorrect / 200).to.be.greaterThan(0.85);
     } finally {
-      await engine.stop();
-      await registry.release();
+      await close();
     }
   });
 

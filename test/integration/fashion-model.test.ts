@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ImagePreprocessor } from '@visionq/imaging';
-import { ImageClassifier, InferenceEngine, ModelRegistry } from '@visionq/inference';
+import { loadConfig } from '@visionq/config';
+import { openClassifier } from '@visionq/inference';
 import { createLogger } from '@visionq/observability';
 import { BUNDLED_MODELS_DIR, FASHION_DIR } from '../support/model-fixtures';
 
@@ -19,9 +19,8 @@ describe('bundled fashion-vgg model on real Fashion-MNIST test images', function
     const expected: Expected = JSON.parse(await readFile(join(FASHION_DIR, 'expected.json'), 'utf8'));
     expect(expected.images).to.have.length(expected.count);
     const logger = createLogger({ silent: true });
-    const registry = await ModelRegistry.load(BUNDLED_MODELS_DIR, { providers: ['cpu'] }, { logger, only: ['fashion-vgg'] });
-    const engine = new InferenceEngine(registry, { batching: { maxBatchSize: 16, maxQueueDelayMs: 5, preferredBatchSizes: [] }, warmup: false, logger });
-    const classifier = new ImageClassifier(registry, new ImagePreprocessor({ maxImageBytes: 1 << 20, maxImagePixels: 1 << 20 }), engine);
+    const config = loadConfig({ MODELS_DIR: BUNDLED_MODELS_DIR, MAX_BATCH_SIZE: '16', MAX_QUEUE_DELAY_MS: '5', MAX_IMAGE_BYTES: String(1 << 20), MAX_IMAGE_PIXELS: String(1 << 20) });
+    const { classifier, close } = await openClassifier(config, { logger, only: ['fashion-vgg'], warmup: false });
     try {
       const results = await Promise.all(
         expected.images.map(async (image) => classifier.classify(image.file, await readFile(join(FASHION_DIR, image.file)), 'fashion-vgg', 1)),
@@ -39,8 +38,7 @@ describe('bundled fashion-vgg model on real Fashion-MNIST test images', function
       expect(correct / expected.count).to.equal(expected.accuracy);
       expect(expected.accuracy).to.be.greaterThan(0.85);
     } finally {
-      await engine.stop();
-      await registry.release();
+      await close();
     }
   });
 });

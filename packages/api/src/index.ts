@@ -23,4 +23,4 @@ export type { BatchRequest, PredictRequest, Priority, SubmitOptions, TaskStatus 
 export { resultsUrl, statusUrl } from './task-view';
 export type { PredictResponse, ResultsPage, TaskAccepted, TaskFailure, TaskProgress, TaskView } from './task-view';
 export type { TaskEvent, TaskEventType } from './task-event';
-export type { ModelsResponse, ModelView } from './model-view';
+export type { HealthResponse, ModelsResponse, ModelView, ReadinessResponse } from './system-view';

@@ -1,5 +1,5 @@
 import { Router, type Request, type Response } from 'express';
-import type { ModelsResponse } from '@visionq/api';
+import type { HealthResponse, ModelsResponse, ReadinessResponse } from '@visionq/api';
 import type { ModelCatalog } from '@visionq/models';
 import type { GatewayMetrics } from '@visionq/observability';
 import type { WorkerRegistry } from '@visionq/tasks';
@@ -29,7 +29,7 @@ export function systemRoutes(catalog: ModelCatalog, workers: WorkerRegistry, met
   });
 
   router.get('/healthz', (_req: Request, res: Response) => {
-    res.json({ status: 'ok' });
+    res.json({ status: 'ok' } satisfies HealthResponse);
   });
 
   router.get('/readyz', async (_req: Request, res: Response) => {
@@ -43,7 +43,8 @@ export function systemRoutes(catalog: ModelCatalog, workers: WorkerRegistry, met
       }),
     ]);
     const ready = checks.every((c) => c.ok);
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', checks: Object.fromEntries(checks.map((c) => [c.name, c.ok ? (c.detail ?? 'ok') : c.error])) });
+    const body: ReadinessResponse = { status: ready ? 'ready' : 'not_ready', checks: Object.fromEntries(checks.map((c) => [c.name, c.ok ? (c.detail ?? 'ok') : c.error!])) };
+    res.status(ready ? 200 : 503).json(body);
   });
 
   return router;

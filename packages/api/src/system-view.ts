@@ -14,3 +14,14 @@ export interface ModelView {
 export interface ModelsResponse {
   models: ModelView[];
 }
+
+/** `GET /healthz`: the process answers. */
+export interface HealthResponse {
+  status: 'ok';
+}
+
+/** `GET /readyz`: each dependency's check, `ok` (or a detail) or why it is unavailable. */
+export interface ReadinessResponse {
+  status: 'ready' | 'not_ready';
+  checks: Record<string, string>;
+}
