@@ -192,8 +192,10 @@ describe('the spine: gateway, queue, two workers, S3 (whole processes)', functio
     const results = await cluster.allResults(submit.body.task_id);
     expect(results).to.have.length(task.progress.done);
     expect(new Set(results.map((r) => r.image)).size).to.equal(results.length);
+    // Cancelling it again is a conflict, like cancelling any task that has ended.
     const again = await cluster.request('DELETE', `/tasks/${submit.body.task_id}`);
-    expect(again.status).to.equal(200);
+    expect(again.status).to.equal(409);
+    expect(again.body.error).to.include({ code: 'conflict' });
   });
 
   it('refuses bad requests with their error, enqueuing nothing', async () => {

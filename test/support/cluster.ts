@@ -18,7 +18,8 @@ export interface ServiceProcess {
 }
 
 export interface ClusterOptions {
-  moto: MotoServer;
+  /** The S3 server every process uses; without one they use a local store (`DATA_DIR` in `env`). */
+  moto?: MotoServer;
   bucket: string;
   workers: number;
   /** Extra configuration for every process. */
@@ -55,11 +56,9 @@ export class Cluster {
       PORT: String(port),
       REDIS_URL: 'redis://127.0.0.1:6379',
       REDIS_PREFIX: cluster.prefix,
-      STORE: 's3',
-      S3_ENDPOINT: options.moto.endpoint,
-      S3_FORCE_PATH_STYLE: 'true',
-      S3_ACCESS_KEY_ID: 'test',
-      S3_SECRET_ACCESS_KEY: 'test',
+      ...(options.moto
+        ? { STORE: 's3', S3_ENDPOINT: options.moto.endpoint, S3_FORCE_PATH_STYLE: 'true', S3_ACCESS_KEY_ID: 'test', S3_SECRET_ACCESS_KEY: 'test' }
+        : { STORE: 'local' }),
       ALLOWED_BUCKETS: options.bucket,
       UPLOADS_URI: `s3://${options.bucket}/uploads/`,
       RESULTS_URI: `s3://${options.bucket}/results/`,

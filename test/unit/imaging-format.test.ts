@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import zlib from 'node:zlib';
 import sharp from 'sharp';
 import { ErrorCode, ImageError } from '@visionq/api';
 import { ImagePreprocessor, type PreprocessSpec } from '@visionq/imaging';
@@ -34,25 +35,34 @@ describe('image format detection', () => {
     expect(sniffFormat(Buffer.from('hello, world'))).to.equal(undefined);
   });
 
-  it('an SVG the signature check misses is still refused by what sharp reads', async () => {
-    const svg = Buffer.from(
-      '<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">\n' +
-        '<svg xmlns="http://www.w3.org/2000/svg" width="32" height="32"><rect width="32" height="32"/></svg>',
-    );
-    expect(sniffFormat(svg)).to.equal(undefined);
-    expect((await sharp(svg).metadata()).format).to.equal('svg');
+  it('refuses SVG and other markup by its bytes, whatever the prologue, before any decoder', async () => {
+    const body = '<svg xmlns="http://www.w3.org/2000/svg" width="32" height="32"><rect width="32" height="32"/></svg>';
+    const prologues = [
+      '',
+      '<?xml version="1.0"?>\n',
+      '<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">\n',
+      '\ufeff  \n<!-- made by hand -->\n',
+      '<?xml-stylesheet href="a.css"?><!DOCTYPE x [<!ENTITY e "e">]>',
+    ];
     const spec: PreprocessSpec = {
       height: 224, width: 224, resizeMode: 'shorter_side', resizeSize: 256,
       mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], scale: 255, channelOrder: 'RGB',
     };
-    let caught: unknown;
-    try {
-      await new ImagePreprocessor({ maxImageBytes: 1e6, maxImagePixels: 1e6 }).preprocess(svg, spec);
-    } catch (err) {
-      caught = err;
+    for (const prologue of prologues) {
+      const svg = Buffer.from(prologue + body);
+      expect(sniffFormat(svg), JSON.stringify(prologue)).to.equal('svg');
+      let caught: unknown;
+      try {
+        await new ImagePreprocessor({ maxImageBytes: 1e6, maxImagePixels: 1e6 }).preprocess(svg, spec);
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught).to.be.instanceOf(ImageError);
+      expect((caught as ImageError).code).to.equal(ErrorCode.UnsupportedFormat);
+      expect((caught as ImageError).message).to.match(/format svg is not supported/);
     }
-    expect(caught).to.be.instanceOf(ImageError);
-    expect((caught as ImageError).code).to.equal(ErrorCode.UnsupportedFormat);
-    expect((caught as ImageError).message).to.match(/format svg is not supported/);
+    expect(sniffFormat(Buffer.from('<html><body>hi</body></html>'))).to.equal('xml');
+    expect(sniffFormat(zlib.gzipSync(Buffer.from(body)))).to.equal('gzip');
+    expect(sniffFormat(Buffer.from('\ufeff' + body, 'utf16le'))).to.equal('utf-16 text');
   });
 });

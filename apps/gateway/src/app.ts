@@ -5,6 +5,7 @@ import type { ModelCatalog } from '@visionq/models';
 import type { GatewayMetrics, Logger } from '@visionq/observability';
 import type { Tasks } from '@visionq/tasks';
 import { errorHandler } from './error-handler';
+import { limitJsonDepth, refuseContentEncodings } from './request-limits';
 import { batchRoutes } from './routes/batch.routes';
 import { predictRoutes } from './routes/predict.routes';
 import { systemRoutes, type ReadinessProbes } from './routes/system.routes';
@@ -18,8 +19,8 @@ export interface AppParts {
   tasks: Tasks;
   submissions: SubmissionService;
   probes: ReadinessProbes;
-  /** Largest JSON body (MAX_JSON_BYTES) and the inline results limit (INLINE_RESULTS_LIMIT). */
-  limits: { maxJsonBytes: number; inlineResultsLimit: number };
+  /** Largest and deepest JSON body (MAX_JSON_BYTES, MAX_JSON_DEPTH) and the inline results limit (INLINE_RESULTS_LIMIT). */
+  limits: { maxJsonBytes: number; maxJsonDepth: number; inlineResultsLimit: number };
 }
 
 /** The gateway's HTTP surface: every route of DESIGN.md, one error shape. */
@@ -43,7 +44,9 @@ export function createApp(parts: AppParts): Express {
     });
     next();
   });
-  app.use(express.json({ limit: parts.limits.maxJsonBytes, strict: false }));
+  app.use(refuseContentEncodings);
+  app.use(express.json({ limit: parts.limits.maxJsonBytes, strict: false, inflate: false }));
+  app.use(limitJsonDepth(parts.limits.maxJsonDepth));
 
   app.use(predictRoutes(parts.submissions, parts.tasks.store));
   app.use(batchRoutes(parts.submissions));

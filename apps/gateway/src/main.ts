@@ -6,6 +6,7 @@ import { BucketPolicy, openObjectStore } from '@visionq/object-store';
 import { connectionErrorLogger, createLogger, createMetricsRegistry, GatewayMetrics } from '@visionq/observability';
 import { connectRedis, openTasks } from '@visionq/tasks';
 import { createApp } from './app';
+import { createHttpServer } from './http-server';
 import { SubmissionService } from './submission.service';
 
 /** The gateway: reads config, builds the parts, serves until SIGTERM. */
@@ -33,12 +34,13 @@ async function main(): Promise<void> {
     tasks,
     submissions: new SubmissionService(catalog, buckets, store, tasks.submitter, { ...config.store, ...config.tasks, ...config.imaging }, metrics, logger),
     probes: { redis: () => redis.ping(), store: () => store.list(config.store.resultsUri, { limit: 1 }) },
-    limits: { maxJsonBytes: config.server.maxJsonBytes, inlineResultsLimit: config.tasks.inlineResultsLimit },
+    limits: { maxJsonBytes: config.server.maxJsonBytes, maxJsonDepth: config.server.maxJsonDepth, inlineResultsLimit: config.tasks.inlineResultsLimit },
   });
 
-  const server = app.listen(config.server.port);
+  const server = createHttpServer(app, config.server, logger);
+  server.listen(config.server.port, config.server.host);
   await once(server, 'listening');
-  logger.info('gateway listening', { port: config.server.port, models, store: config.store.kind });
+  logger.info('gateway listening', { host: config.server.host, port: config.server.port, models, store: config.store.kind });
 
   let stopping = false;
   const stop = (signal: string) => {

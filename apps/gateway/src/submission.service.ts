@@ -14,7 +14,7 @@ import {
 } from '@visionq/api';
 import type { Config } from '@visionq/config';
 import type { ModelCatalog } from '@visionq/models';
-import { joinObjectUri, parseObjectUri, type BucketPolicy, type ObjectStore } from '@visionq/object-store';
+import { checkObjectKey, joinObjectUri, parseObjectUri, type BucketPolicy, type ObjectStore } from '@visionq/object-store';
 import type { GatewayMetrics, Logger } from '@visionq/observability';
 import type { Submitted, TaskInput, TaskKind, TaskSpec, TaskSubmitter } from '@visionq/tasks';
 import { receiveUpload } from './multipart-upload';
@@ -107,7 +107,7 @@ export class SubmissionService {
       images.forEach((uri, i) => this.checkImageUri(uri, `images[${i}]`));
       input = { images };
     } else {
-      this.buckets.check(source!, 'source'); // a malformed URI is invalid_argument, a foreign bucket forbidden
+      this.checkPrefixUri(source!, 'source');
       input = { source: source! };
       spec.source = source!;
     }
@@ -158,7 +158,7 @@ export class SubmissionService {
       ]);
     }
     const output = options.output ?? this.limits.resultsUri;
-    this.buckets.check(output, 'output');
+    this.checkPrefixUri(output, 'output');
     return {
       id,
       kind,
@@ -176,6 +176,16 @@ export class SubmissionService {
     if (key === '' || key.endsWith('/')) {
       throw new VisionqError(ErrorCode.InvalidArgument, `${field}: ${uri} names a folder, not an image`, [{ field, message: 'expected s3://bucket/key of one image' }]);
     }
+    checkObjectKey(key, uri, false, field);
+    this.buckets.check(uri, field);
+  }
+
+  /**
+   * A prefix to list or write under, checked at submit so a task never fails later on it:
+   * malformed or climbing out of its bucket is invalid_argument, a foreign bucket forbidden.
+   */
+  private checkPrefixUri(uri: string, field: string): void {
+    checkObjectKey(parseObjectUri(uri, field).key, uri, true, field);
     this.buckets.check(uri, field);
   }
 

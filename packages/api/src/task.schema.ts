@@ -18,16 +18,45 @@ export const DEFAULT_TOP_K = 5;
 
 const MAX_METADATA_BYTES = 16 * 1024;
 
-/** Options every submit may carry, in JSON or as multipart form fields. */
+/** Most classes one image's answer may list. */
+export const MAX_TOP_K = 1000;
+
+/**
+ * A whole number written as text (a form field, a query parameter): digits only, so that
+ * "", " 5", "1e3" or "0x10" are refused rather than read as some number.
+ */
+const wholeNumberText = z.string().regex(/^[0-9]{1,9}$/, 'expected a whole number').transform(Number);
+
+const topK = z.number().int().min(1).max(MAX_TOP_K);
+const metadata = z
+  .record(z.string(), z.unknown())
+  .refine((m) => JSON.stringify(m).length <= MAX_METADATA_BYTES, `at most ${MAX_METADATA_BYTES} bytes of JSON`);
+
+/** Options every submit may carry as JSON: each of its JSON type, never coerced. */
 const options = {
-  model: z.string().min(1).optional(),
-  top_k: z.coerce.number().int().min(1).optional(),
+  model: z.string().min(1).max(200).optional(),
+  top_k: topK.optional(),
   output: folderUriSchema.optional(),
   priority: z.enum(['high', 'normal', 'low']).optional(),
   callback_url: z.string().optional(),
+  metadata: metadata.optional(),
+};
+
+/** The same options as multipart form fields, where every value is text. */
+const formOptions = {
+  ...options,
+  top_k: wholeNumberText.pipe(topK).optional(),
   metadata: z
-    .record(z.string(), z.unknown())
-    .refine((m) => JSON.stringify(m).length <= MAX_METADATA_BYTES, `at most ${MAX_METADATA_BYTES} bytes of JSON`)
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'not valid JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(metadata)
     .optional(),
 };
 
@@ -44,21 +73,7 @@ export const batchJsonSchema = z
 export type BatchRequest = z.infer<typeof batchJsonSchema>;
 
 /** Form fields of a multipart `POST /batch_predict`: the same options, `metadata` as a JSON string. */
-export const batchFormSchema = z.strictObject({
-  ...options,
-  metadata: z
-    .string()
-    .transform((text, ctx) => {
-      try {
-        return JSON.parse(text) as unknown;
-      } catch {
-        ctx.addIssue({ code: 'custom', message: 'not valid JSON' });
-        return z.NEVER;
-      }
-    })
-    .pipe(options.metadata)
-    .optional(),
-});
+export const batchFormSchema = z.strictObject(formOptions);
 
 /** `POST /predict` as JSON. */
 export const predictJsonSchema = z.strictObject({
@@ -69,11 +84,11 @@ export const predictJsonSchema = z.strictObject({
 export type PredictRequest = z.infer<typeof predictJsonSchema>;
 
 /** Form fields of a multipart `POST /predict`. */
-export const predictFormSchema = z.strictObject({ model: options.model, top_k: options.top_k });
+export const predictFormSchema = z.strictObject({ model: formOptions.model, top_k: formOptions.top_k });
 
 /** The query of `GET /tasks/:id/results`. */
 export const resultsQuerySchema = z.object({
   cursor: z.string().min(1).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  limit: wholeNumberText.pipe(z.number().int().min(1).max(1000)).default(100),
   format: z.enum(['json', 'ndjson']).optional(),
 });

@@ -77,6 +77,11 @@ export function sniffFormat(bytes: Uint8Array): string | undefined {
   if (head.startsWith('SIMPLE  =')) return 'fits';
   if (head.startsWith('#?RADIANCE') || head.startsWith('#?RGBE')) return 'rad';
   if (startsWith(bytes, [0x08, 0xf2, 0xa6, 0xb6]) || startsWith(bytes, [0xb6, 0xa6, 0xf2, 0x08])) return 'vips';
-  if (/^\s*(<\?xml[^>]*>\s*)?(<!--[\s\S]*?-->\s*)*<svg[\s>]/i.test(ascii(bytes, 0, 512))) return 'svg';
+  if (startsWith(bytes, [0x1f, 0x8b])) return 'gzip'; // librsvg would inflate an .svgz
+  if (startsWith(bytes, [0xff, 0xfe]) || startsWith(bytes, [0xfe, 0xff])) return 'utf-16 text';
+  // Markup of any prologue (BOM, doctype, comments, processing instructions, whitespace):
+  // no accepted format starts with "<", so none of it ever reaches an SVG or XML parser.
+  const text = ascii(bytes, startsWith(bytes, [0xef, 0xbb, 0xbf]) ? 3 : 0, 4096);
+  if (/^\s*</.test(text)) return /<svg[\s>/]/i.test(text) ? 'svg' : 'xml';
   return undefined;
 }

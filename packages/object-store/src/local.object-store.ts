@@ -7,17 +7,13 @@ import { pipeline } from 'node:stream/promises';
 import { ErrorCode, VisionqError } from '@visionq/api';
 import type { ListPage, ObjectBody, ObjectInfo, ObjectStore, PutBody } from './object-store';
 import { ObjectAccessDeniedError, ObjectNotFoundError, ObjectTooLargeError, StoreUnavailableError } from './object-store.errors';
-import { formatObjectUri, parseObjectUri } from './object-uri';
+import { checkObjectKey, formatObjectUri, parseObjectUri } from './object-uri';
 
 /**
  * Names of in-progress puts. Keys may not use it in any segment, so a temp file can never
  * be taken for an object (list skips them) nor collide with one.
  */
 const TEMP_PREFIX = '.vq-put-';
-/** S3's limit; keeps both stores accepting the same keys. */
-const MAX_KEY_BYTES = 1024;
-/** Longest file name on common file systems (ext4, xfs, APFS). */
-const MAX_SEGMENT_BYTES = 255;
 /** Times put re-creates its folder when a concurrent delete pruned it in between. */
 const PUT_FOLDER_ATTEMPTS = 3;
 
@@ -79,6 +75,7 @@ export class LocalObjectStore implements ObjectStore {
       await rename(temp, path);
     } catch (err) {
       await rm(temp, { force: true });
+      await pruneEmptyFolders(this.locate(uri).bucketDir, temp);
       if (!renaming) throw err; // The body's own error, or the disk's (ENOSPC, EIO): as they are.
       throw code(err) === 'EISDIR' ? conflict(uri) : fsError(err, uri);
     }
@@ -110,13 +107,7 @@ export class LocalObjectStore implements ObjectStore {
       if (code(err) === 'ENOENT' || code(err) === 'ENOTDIR' || code(err) === 'EISDIR') return;
       throw fsError(err, uri);
     }
-    for (let dir = dirname(path); dir !== bucketDir; dir = dirname(dir)) {
-      try {
-        await rmdir(dir);
-      } catch {
-        return; // Not empty (so neither are those above), gone, or not ours to remove: the object is deleted all the same.
-      }
-    }
+    await pruneEmptyFolders(bucketDir, path);
   }
 
   close(): void {}
@@ -217,22 +208,23 @@ async function openTemp(temp: string, uri: string): Promise<FileHandle> {
   }
 }
 
-/**
- * Refuses keys that are not plain relative paths inside the bucket folder. A list prefix
- * may be empty or end in `/`, and its last segment is only matched as text, never opened.
- */
+/** Keys the local store refuses besides what no store takes (checkObjectKey): its own temp files' names. */
 function checkKey(key: string, uri: string, isPrefix: boolean): void {
-  const segments = key.split('/');
-  const last = isPrefix ? segments.pop()! : undefined;
-  let problem: string | undefined;
-  if (!isPrefix && key === '') problem = 'the key is empty';
-  else if (Buffer.byteLength(key) > MAX_KEY_BYTES) problem = `the key is over ${MAX_KEY_BYTES} bytes`;
-  else if (/[\\\0]/.test(key)) problem = 'the key holds a backslash or NUL';
-  else if (segments.some((s) => s === '' || s === '.' || s === '..')) problem = 'the key has an empty, "." or ".." segment';
-  else if ([...segments, last ?? ''].some((s) => Buffer.byteLength(s) > MAX_SEGMENT_BYTES)) problem = `a key segment is over ${MAX_SEGMENT_BYTES} bytes`;
-  else if ([...segments, last ?? ''].some((s) => s.startsWith(TEMP_PREFIX))) problem = `a key segment starts with the reserved "${TEMP_PREFIX}"`;
-  if (problem) {
+  checkObjectKey(key, uri, isPrefix);
+  if (key.split('/').some((s) => s.startsWith(TEMP_PREFIX))) {
+    const problem = `a key segment starts with the reserved "${TEMP_PREFIX}"`;
     throw new VisionqError(ErrorCode.InvalidArgument, `bad object key in ${JSON.stringify(uri)}: ${problem}`, [{ field: 'uri', message: problem }]);
+  }
+}
+
+/** Removes the folders of `path` that are left empty, up to its bucket's folder. */
+async function pruneEmptyFolders(bucketDir: string, path: string): Promise<void> {
+  for (let dir = dirname(path); dir !== bucketDir; dir = dirname(dir)) {
+    try {
+      await rmdir(dir);
+    } catch {
+      return; // Not empty (so neither are those above), gone, or not ours to remove: nothing more to prune.
+    }
   }
 }
 

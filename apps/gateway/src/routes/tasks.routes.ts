@@ -44,8 +44,9 @@ export function tasksRoutes(tasks: Pick<Tasks, 'store' | 'results'>, options: { 
   router.delete('/tasks/:id', async (req: Request, res: Response) => {
     const task = await load(req);
     const outcome = await tasks.store.cancel(task.id);
-    if (outcome === 'finished') {
-      throw new VisionqError(ErrorCode.Conflict, `task ${task.id} has already ended (${task.status})`, [{ field: 'id', message: task.status }]);
+    if (outcome === 'finished' || outcome === 'already_cancelled') {
+      const status = outcome === 'already_cancelled' ? 'cancelled' : task.status;
+      throw new VisionqError(ErrorCode.Conflict, `task ${task.id} has already ended (${status})`, [{ field: 'id', message: status }]);
     }
     if (outcome === 'cancelled') options.logger.info('task cancelled', { task_id: task.id });
     res.json(taskView((await tasks.store.get(task.id)) ?? task));
