@@ -48,6 +48,8 @@ export async function receiveUpload(req: Request, options: UploadOptions): Promi
   const stored: StoredFile[] = [];
   let problem: VisionqError | undefined;
   const refuse = (err: VisionqError) => (problem ??= err);
+  /** The upload has failed: a file the parser still finds in what it had buffered is not stored. */
+  let failed = false;
 
   let parser: busboy.Busboy;
   try {
@@ -74,6 +76,10 @@ export async function receiveUpload(req: Request, options: UploadOptions): Promi
   });
   parser.on('file', (name, stream, info) => {
     stream.on('error', (err: Error) => refuse(malformed(err))); // the form broke off mid-file
+    if (failed) {
+      stream.resume();
+      return;
+    }
     if (name !== options.fileField || problem) {
       if (!problem) refuse(new VisionqError(ErrorCode.InvalidRequest, `files go in the field "${options.fileField}", not "${name}"`, [{ field: name, message: 'unexpected file field' }]));
       stream.resume();
@@ -123,6 +129,7 @@ export async function receiveUpload(req: Request, options: UploadOptions): Promi
     await Promise.all(stored.map((s) => s.done));
     if (problem) throw problem;
   } catch (err) {
+    failed = true;
     req.unpipe(parser);
     const reason = problem ?? (err as Error);
     for (const file of stored) file.body.destroy(reason);
