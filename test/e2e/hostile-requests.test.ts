@@ -51,7 +51,7 @@ describe('hostile requests: every one answered, nothing crashed, leaked or left 
     cluster = await Cluster.start({
       bucket,
       workers: 1,
-      env: { DATA_DIR: dataDir, HEADERS_TIMEOUT_MS: '1000', REQUEST_TIMEOUT_MS: '2000', PREDICT_TIMEOUT_MS: '20000' },
+      env: { DATA_DIR: dataDir, HEADERS_TIMEOUT_MS: '1000', REQUEST_TIMEOUT_MS: '2000', PREDICT_TIMEOUT_MS: '20000', MAX_IMAGE_BYTES: '100000' },
     });
     port = Number(new URL(cluster.url).port);
   });
@@ -89,6 +89,9 @@ describe('hostile requests: every one answered, nothing crashed, leaked or left 
       multipart(BOUNDARY, [['files', png, 'a.png'], ['model', 'fashion-vgg'], ['model', 'other']]),
     ];
     for (const body of refused) expectError(await rawRequest(port, httpRequest('POST', '/batch_predict', FORM, body)), 400, 'invalid_request');
+    // A file over MAX_IMAGE_BYTES, between two that fit: the whole form is still read, and answered.
+    const oversized = multipart(BOUNDARY, [['files', png, 'a.png'], ['files', randomBytes(300_000), 'huge.png'], ['files', png, 'b.png']]);
+    expectError(await rawRequest(port, httpRequest('POST', '/batch_predict', FORM, oversized)), 413, 'payload_too_large');
     expect(existsSync(uploads()) ? readdirSync(uploads()) : []).to.deep.equal([]);
   });
 

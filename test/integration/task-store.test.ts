@@ -44,7 +44,7 @@ let tasks: TaskStore;
 // ---------------------------------------------------------------- helpers
 
 function taskSpec(overrides: Partial<TaskSpec> = {}): TaskSpec {
-  return { id: randomUUID(), kind: 'batch', model: 'vgg16', topK: 5, output: OUTPUT, priority: 5, ...overrides };
+  return { id: randomUUID(), tenant: 'acme', kind: 'batch', model: 'vgg16', topK: 5, output: OUTPUT, priority: 5, ...overrides };
 }
 
 /** A task of `chunks` chunks holding `images` images, known at submit. */
@@ -101,6 +101,7 @@ describe('@visionq/tasks against Redis', function () {
   describe('TaskStore', () => {
     it('create + get round trips every field, metadata JSON and source', async () => {
       const spec = taskSpec({
+        tenant: 'globex',
         kind: 'batch',
         model: 'resnet50',
         topK: 3,

@@ -44,7 +44,7 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
     CHUNK_SIZE: '5',
     LIST_PAGE_SIZE: '10',
   });
-  const spec = (): TaskSpec => ({ id: randomUUID(), kind: 'batch', model: MODEL, topK: 3, output: OUTPUT, priority: 5 });
+  const spec = (): TaskSpec => ({ id: randomUUID(), tenant: 'default', kind: 'batch', model: MODEL, topK: 3, output: OUTPUT, priority: 5 });
   const chunkOf = (task: TaskSpec, images: string[], index = 0): ChunkJobData => ({ taskId: task.id, index, images, model: MODEL, topK: 3, output: OUTPUT });
   const pipelineOver = (source: ObjectStore) => new ImagePipeline(source, engine.classifier, new ConcurrencyGate(4), config.imaging.maxImageBytes);
 

@@ -43,6 +43,8 @@ export class Cluster {
   readonly prefix = `vq-e2e-${randomUUID().slice(0, 8)}`;
   readonly workers: ServiceProcess[] = [];
   gateway!: ServiceProcess;
+  /** Gateways beyond the first, sharing its Redis and store. */
+  readonly moreGateways: ServiceProcess[] = [];
   url = '';
   private env: Record<string, string> = {};
 
@@ -81,6 +83,16 @@ export class Cluster {
     return cluster;
   }
 
+  /** Starts one more gateway replica on a port of its own; resolves to its base URL. */
+  async addGateway(): Promise<string> {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const gateway = this.spawn(`gateway-${this.moreGateways.length + 1}`, { PORT: String(port) });
+    this.moreGateways.push(gateway);
+    await this.waitFor(gateway, async () => (await fetch(`${url}/healthz`).catch(() => null))?.ok === true);
+    return url;
+  }
+
   /** Starts one more worker replica and waits until it takes work. */
   async addWorker(): Promise<ServiceProcess> {
     const worker = this.spawn(`worker-${this.workers.length}`);
@@ -94,7 +106,8 @@ export class Cluster {
     return service.logs.filter((l) => l.message === message);
   }
 
-  async request<T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<HttpReply<T>> {
+  /** One request to the first gateway (or `base`, another's URL). */
+  async request<T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, base = this.url): Promise<HttpReply<T>> {
     const init: RequestInit = { method, headers: { ...headers } };
     if (body instanceof FormData) init.body = body;
     else if (typeof body === 'string') init.body = body;
@@ -102,17 +115,17 @@ export class Cluster {
       init.body = JSON.stringify(body);
       (init.headers as Record<string, string>)['content-type'] = 'application/json';
     }
-    const res = await fetch(`${this.url}${path}`, init);
+    const res = await fetch(`${base}${path}`, init);
     const text = await res.text();
     const type = res.headers.get('content-type') ?? '';
     return { status: res.status, headers: res.headers, body: (type.includes('application/json') ? JSON.parse(text) : text) as T };
   }
 
-  /** Polls a task until it ends; fails after `timeoutMs`. */
-  async waitForTask(taskId: string, timeoutMs = 120_000): Promise<any> {
+  /** Polls a task until it ends; fails after `timeoutMs`. `headers` carry a key where the gateway wants one. */
+  async waitForTask(taskId: string, timeoutMs = 120_000, headers: Record<string, string> = {}): Promise<any> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const { status, body } = await this.request('GET', `/tasks/${taskId}`);
+      const { status, body } = await this.request('GET', `/tasks/${taskId}`, undefined, headers);
       if (status !== 200) throw new Error(`GET /tasks/${taskId}: ${status} ${JSON.stringify(body)}`);
       if (['succeeded', 'completed_with_errors', 'failed', 'cancelled'].includes(body.status)) return body;
       if (Date.now() > deadline) throw new Error(`task ${taskId} still ${body.status} after ${timeoutMs} ms: ${JSON.stringify(body.progress)}`);
@@ -172,7 +185,7 @@ export class Cluster {
 
   /** Stops every process (SIGTERM, then SIGKILL) and deletes this cluster's keys. */
   async stop(): Promise<void> {
-    await Promise.all([this.gateway, ...this.workers].filter(Boolean).map((p) => stopProcess(p)));
+    await Promise.all([this.gateway, ...this.moreGateways, ...this.workers].filter(Boolean).map((p) => stopProcess(p)));
     const redis = new Redis('redis://127.0.0.1:6379');
     try {
       await deleteKeys(redis, `${this.prefix}:*`);
@@ -181,11 +194,11 @@ export class Cluster {
     }
   }
 
-  private spawn(name: string): ServiceProcess {
-    const app = name === 'gateway' ? 'gateway' : 'worker';
+  private spawn(name: string, env: Record<string, string> = {}): ServiceProcess {
+    const app = name.startsWith('gateway') ? 'gateway' : 'worker';
     const child = spawn(process.execPath, [join(REPO_ROOT, 'apps', app, 'dist', 'main.js')], {
       cwd: REPO_ROOT,
-      env: { ...process.env, ...this.env },
+      env: { ...process.env, ...this.env, ...env },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     const logs: Array<Record<string, unknown>> = [];

@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { registerBuildVgg } from './commands/build-vgg.command';
+import { registerKeys } from './commands/keys.command';
 import { registerModels } from './commands/models.command';
 import { registerPredict } from './commands/predict.command';
 
@@ -16,6 +17,7 @@ export async function main(argv: string[]): Promise<number> {
   registerPredict(program, setExitCode);
   registerModels(program, setExitCode);
   registerBuildVgg(program, setExitCode);
+  registerKeys(program, setExitCode);
   try {
     await program.parseAsync(argv);
   } catch (err) {

@@ -1,19 +1,23 @@
 import { randomUUID } from 'node:crypto';
 import express, { type Express } from 'express';
 import { ErrorCode, VisionqError } from '@visionq/api';
+import type { ApiKeyStore } from '@visionq/auth';
 import type { ModelCatalog } from '@visionq/models';
 import type { GatewayMetrics, Logger } from '@visionq/observability';
 import type { Tasks } from '@visionq/tasks';
+import { authenticate } from './authentication';
 import { errorHandler } from './error-handler';
 import { limitJsonDepth, refuseContentEncodings } from './request-limits';
 import { batchRoutes } from './routes/batch.routes';
 import { predictRoutes } from './routes/predict.routes';
-import { systemRoutes, type ReadinessProbes } from './routes/system.routes';
+import { healthRoute, systemRoutes, type ReadinessProbes } from './routes/system.routes';
 import { tasksRoutes } from './routes/tasks.routes';
 import type { SubmissionService } from './submission.service';
 
 export interface AppParts {
   logger: Logger;
+  /** null: no keys, every request acts for the one open tenant. */
+  keys: ApiKeyStore | null;
   metrics: GatewayMetrics;
   catalog: ModelCatalog;
   tasks: Tasks;
@@ -44,6 +48,8 @@ export function createApp(parts: AppParts): Express {
     });
     next();
   });
+  app.use(healthRoute());
+  app.use(authenticate(parts.keys));
   app.use(refuseContentEncodings);
   app.use(express.json({ limit: parts.limits.maxJsonBytes, strict: false, inflate: false }));
   app.use(limitJsonDepth(parts.limits.maxJsonDepth));

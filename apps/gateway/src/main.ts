@@ -1,9 +1,10 @@
 import { once } from 'node:events';
 import { ConfigError, UnavailableError, VisionqError } from '@visionq/api';
-import { loadConfig } from '@visionq/config';
+import { AccessPolicy, ApiKeyStore } from '@visionq/auth';
+import { loadConfig, type Config } from '@visionq/config';
 import { ModelCatalog } from '@visionq/models';
 import { BucketPolicy, openObjectStore } from '@visionq/object-store';
-import { connectionErrorLogger, createLogger, createMetricsRegistry, GatewayMetrics } from '@visionq/observability';
+import { connectionErrorLogger, createLogger, createMetricsRegistry, GatewayMetrics, type Logger } from '@visionq/observability';
 import { connectRedis, openTasks } from '@visionq/tasks';
 import { createApp } from './app';
 import { createHttpServer } from './http-server';
@@ -17,6 +18,7 @@ async function main(): Promise<void> {
   for (const [name, uri] of [['UPLOADS_URI', config.store.uploadsUri], ['RESULTS_URI', config.store.resultsUri]] as const) {
     if (!buckets.allows(uri)) throw new ConfigError(`${name}=${uri} is in a bucket ALLOWED_BUCKETS does not list`, [{ field: name, message: 'bucket not allowed' }]);
   }
+  const keys = await openKeys(config, logger);
   const catalog = await ModelCatalog.load(config.models.dir, config.models.defaultModel);
   const onRedisError = connectionErrorLogger(logger, 'Redis connection error');
   const redis = await connectRedis(config.redis.url, { failFast: true, onError: onRedisError });
@@ -29,10 +31,11 @@ async function main(): Promise<void> {
   });
   const app = createApp({
     logger,
+    keys,
     metrics,
     catalog,
     tasks,
-    submissions: new SubmissionService(catalog, buckets, store, tasks.submitter, { ...config.store, ...config.tasks, ...config.imaging }, metrics, logger),
+    submissions: new SubmissionService(catalog, new AccessPolicy(buckets, config.store), store, tasks.submitter, { ...config.tasks, ...config.imaging }, metrics, logger),
     probes: { redis: () => redis.ping(), store: () => store.list(config.store.resultsUri, { limit: 1 }) },
     limits: { maxJsonBytes: config.server.maxJsonBytes, maxJsonDepth: config.server.maxJsonDepth, inlineResultsLimit: config.tasks.inlineResultsLimit },
   });
@@ -48,6 +51,7 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info('stopping', { signal });
     server.close(async () => {
+      keys?.close();
       await tasks.close();
       store.close();
       await redis.quit().catch((err: Error) => logger.warn('Redis did not take the quit; the connection is dropped', { error: err.message }));
@@ -57,6 +61,30 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+}
+
+/**
+ * The keys of API_KEYS_FILE; or none, which is safe by default only on a loopback HOST:
+ * anywhere else the gateway refuses to start unless AUTH=none says so knowingly.
+ */
+async function openKeys(config: Config, logger: Logger): Promise<ApiKeyStore | null> {
+  if (config.auth.mode === 'none') {
+    if (config.auth.keysFile) throw new ConfigError('AUTH=none and API_KEYS_FILE are both set: choose one', [{ field: 'AUTH', message: 'contradicts API_KEYS_FILE' }]);
+    logger.warn('serving without API keys (AUTH=none): anyone who reaches the gateway can use it', { host: config.server.host });
+    return null;
+  }
+  if (config.auth.keysFile) return ApiKeyStore.open(config.auth.keysFile, logger);
+  if (!isLoopback(config.server.host)) {
+    throw new ConfigError(
+      `HOST=${config.server.host} is not a loopback address and no API_KEYS_FILE is set: create keys (npx visionq keys create --tenant NAME) and set API_KEYS_FILE, or set AUTH=none to serve without keys`,
+      [{ field: 'HOST', message: 'needs API_KEYS_FILE or AUTH=none' }],
+    );
+  }
+  return null;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 main().catch((err: unknown) => {

@@ -103,6 +103,10 @@ export async function receiveUpload(req: Request, options: UploadOptions): Promi
     stream.on('error', (err: Error) => body.destroy(err));
     stream.on('limit', () => {
       refuse(new VisionqError(ErrorCode.PayloadTooLarge, `file ${info.filename} is over MAX_IMAGE_BYTES=${options.maxFileBytes}`, [{ field: name, message: info.filename ?? 'file' }]));
+      // Drain the rest of the file (a file stream left unread stalls the whole form), then
+      // abort the put. Unpipe first: unpiping its last destination pauses a stream again.
+      stream.unpipe(body);
+      stream.resume();
       body.destroy(problem);
     });
     const done = options.store.put(uri, stream.pipe(body), { contentType: info.mimeType });

@@ -12,9 +12,10 @@ import {
   type ImageResult,
   type SubmitOptions,
 } from '@visionq/api';
+import type { AccessPolicy, Principal } from '@visionq/auth';
 import type { Config } from '@visionq/config';
 import type { ModelCatalog } from '@visionq/models';
-import { checkObjectKey, joinObjectUri, parseObjectUri, type BucketPolicy, type ObjectStore } from '@visionq/object-store';
+import { checkObjectKey, joinObjectUri, parseObjectUri, type ObjectStore } from '@visionq/object-store';
 import type { GatewayMetrics, Logger } from '@visionq/observability';
 import type { Submitted, TaskInput, TaskKind, TaskSpec, TaskSubmitter } from '@visionq/tasks';
 import { receiveUpload } from './multipart-upload';
@@ -37,8 +38,7 @@ export interface PredictSubmission {
   result: Promise<ImageResult>;
 }
 
-export type SubmissionLimits = Pick<Config['store'], 'uploadsUri' | 'resultsUri'> &
-  Pick<Config['tasks'], 'maxImages' | 'predictTimeoutMs'> &
+export type SubmissionLimits = Pick<Config['tasks'], 'maxImages' | 'predictTimeoutMs'> &
   Pick<Config['imaging'], 'maxImageBytes'>;
 
 /**
@@ -49,7 +49,7 @@ export type SubmissionLimits = Pick<Config['store'], 'uploadsUri' | 'resultsUri'
 export class SubmissionService {
   constructor(
     private readonly catalog: ModelCatalog,
-    private readonly buckets: BucketPolicy,
+    private readonly access: AccessPolicy,
     private readonly store: ObjectStore,
     private readonly submitter: TaskSubmitter,
     private readonly limits: SubmissionLimits,
@@ -58,9 +58,9 @@ export class SubmissionService {
   ) {}
 
   /** `POST /batch_predict`: JSON `images` or `source`, or a multipart upload of `files`. */
-  async batch(req: Request): Promise<Submitted> {
+  async batch(req: Request, principal: Principal): Promise<Submitted> {
     const id = randomUUID();
-    const submission = isMultipart(req) ? await this.batchUpload(req, id) : this.batchJson(req, id);
+    const submission = isMultipart(req) ? await this.batchUpload(req, principal, id) : this.batchJson(req, principal, id);
     const key = req.get('idempotency-key');
     let submitted: Submitted;
     try {
@@ -79,10 +79,10 @@ export class SubmissionService {
   }
 
   /** `POST /predict`: one image, uploaded (`file`) or named by URI, on the predict queue. */
-  async predict(req: Request): Promise<PredictSubmission> {
+  async predict(req: Request, principal: Principal): Promise<PredictSubmission> {
     const id = randomUUID();
     const uploaded = isMultipart(req);
-    const { image, spec } = uploaded ? await this.predictUpload(req, id) : this.predictJson(req, id);
+    const { image, spec } = uploaded ? await this.predictUpload(req, principal, id) : this.predictJson(req, principal, id);
     const { wait } = await this.submitter.predict(spec, image).catch(async (err: unknown) => {
       if (uploaded) await this.discard([image]);
       throw err;
@@ -92,11 +92,11 @@ export class SubmissionService {
     return { taskId: id, image, model: { name: manifest.name, version: manifest.version }, result: wait(this.limits.predictTimeoutMs) };
   }
 
-  private batchJson(req: Request, id: string): Submission {
+  private batchJson(req: Request, principal: Principal, id: string): Submission {
     requireJson(req);
     const body = parseRequest(batchJsonSchema, req.body);
     const { images, source, ...options } = body;
-    const spec = this.spec(id, 'batch', options);
+    const spec = this.spec(principal, id, 'batch', options);
     let input: TaskInput;
     if (images !== undefined) {
       if (images.length > this.limits.maxImages) {
@@ -104,20 +104,20 @@ export class SubmissionService {
           { field: 'images', message: 'too many images' },
         ]);
       }
-      images.forEach((uri, i) => this.checkImageUri(uri, `images[${i}]`));
+      images.forEach((uri, i) => this.checkImageUri(principal, uri, `images[${i}]`));
       input = { images };
     } else {
-      this.checkPrefixUri(source!, 'source');
+      this.checkPrefixUri(principal, source!, 'source');
       input = { source: source! };
       spec.source = source!;
     }
     return { spec, input, digest: digestOf(body), uploads: [] };
   }
 
-  private async batchUpload(req: Request, id: string): Promise<Submission> {
-    const form = await receiveUpload(req, { ...this.uploadTo(id), fileField: 'files', maxFiles: this.limits.maxImages });
+  private async batchUpload(req: Request, principal: Principal, id: string): Promise<Submission> {
+    const form = await receiveUpload(req, { ...this.uploadTo(principal, id), fileField: 'files', maxFiles: this.limits.maxImages });
     return this.keptOnlyIfValid(form.files, () => {
-      const spec = this.spec(id, 'batch', parseRequest(batchFormSchema, form.fields));
+      const spec = this.spec(principal, id, 'batch', parseRequest(batchFormSchema, form.fields));
       if (form.files.length === 0) {
         throw new VisionqError(ErrorCode.InvalidRequest, 'upload at least one image in the field "files"', [{ field: 'files', message: 'no files' }]);
       }
@@ -125,18 +125,18 @@ export class SubmissionService {
     });
   }
 
-  private predictJson(req: Request, id: string): { image: string; spec: TaskSpec } {
+  private predictJson(req: Request, principal: Principal, id: string): { image: string; spec: TaskSpec } {
     requireJson(req);
     const { image, ...options } = parseRequest(predictJsonSchema, req.body);
-    const spec = this.spec(id, 'predict', options);
-    this.checkImageUri(image, 'image');
+    const spec = this.spec(principal, id, 'predict', options);
+    this.checkImageUri(principal, image, 'image');
     return { image, spec };
   }
 
-  private async predictUpload(req: Request, id: string): Promise<{ image: string; spec: TaskSpec }> {
-    const form = await receiveUpload(req, { ...this.uploadTo(id), fileField: 'file', maxFiles: 1 });
+  private async predictUpload(req: Request, principal: Principal, id: string): Promise<{ image: string; spec: TaskSpec }> {
+    const form = await receiveUpload(req, { ...this.uploadTo(principal, id), fileField: 'file', maxFiles: 1 });
     return this.keptOnlyIfValid(form.files, () => {
-      const spec = this.spec(id, 'predict', parseRequest(predictFormSchema, form.fields));
+      const spec = this.spec(principal, id, 'predict', parseRequest(predictFormSchema, form.fields));
       if (form.files.length !== 1) throw new VisionqError(ErrorCode.InvalidRequest, 'upload one image in the field "file"', [{ field: 'file', message: 'no file' }]);
       return { image: form.files[0]!, spec };
     });
@@ -146,7 +146,7 @@ export class SubmissionService {
    * Checks a submit's options against what this deployment serves and allows, and fixes
    * the task's spec. Throws the request's error before anything is stored or enqueued.
    */
-  private spec(id: string, kind: TaskKind, options: SubmitOptions): TaskSpec {
+  private spec(principal: Principal, id: string, kind: TaskKind, options: SubmitOptions): TaskSpec {
     if (options.callback_url !== undefined) {
       throw new VisionqError(ErrorCode.UnsupportedOption, 'callback_url is not supported yet: poll GET /tasks/:id', [{ field: 'callback_url', message: 'not supported' }]);
     }
@@ -157,10 +157,11 @@ export class SubmissionService {
         { field: 'top_k', message: `at most ${model.labels.length}` },
       ]);
     }
-    const output = options.output ?? this.limits.resultsUri;
-    this.checkPrefixUri(output, 'output');
+    const output = options.output ?? this.access.resultsOf(principal);
+    this.checkPrefixUri(principal, output, 'output');
     return {
       id,
+      tenant: principal.tenant,
       kind,
       model: model.manifest.name,
       topK,
@@ -171,26 +172,26 @@ export class SubmissionService {
   }
 
   /** An object URI naming one image (not a folder) in a bucket tasks may read. */
-  private checkImageUri(uri: string, field: string): void {
+  private checkImageUri(principal: Principal, uri: string, field: string): void {
     const { key } = parseObjectUri(uri, field);
     if (key === '' || key.endsWith('/')) {
       throw new VisionqError(ErrorCode.InvalidArgument, `${field}: ${uri} names a folder, not an image`, [{ field, message: 'expected s3://bucket/key of one image' }]);
     }
     checkObjectKey(key, uri, false, field);
-    this.buckets.check(uri, field);
+    this.access.check(principal, uri, field);
   }
 
   /**
    * A prefix to list or write under, checked at submit so a task never fails later on it:
    * malformed or climbing out of its bucket is invalid_argument, a foreign bucket forbidden.
    */
-  private checkPrefixUri(uri: string, field: string): void {
+  private checkPrefixUri(principal: Principal, uri: string, field: string): void {
     checkObjectKey(parseObjectUri(uri, field).key, uri, true, field);
-    this.buckets.check(uri, field);
+    this.access.check(principal, uri, field);
   }
 
-  private uploadTo(id: string) {
-    return { store: this.store, folder: joinObjectUri(this.limits.uploadsUri, `${id}/`), maxFileBytes: this.limits.maxImageBytes };
+  private uploadTo(principal: Principal, id: string) {
+    return { store: this.store, folder: joinObjectUri(this.access.uploadsOf(principal), `${id}/`), maxFileBytes: this.limits.maxImageBytes };
   }
 
   /** Every check runs before an upload is kept: a refused request leaves nothing in the store. */

@@ -42,6 +42,8 @@ export const VARIABLES = {
   PORT: { schema: int(1, 65535), default: '8080', path: 'server.port', doc: 'Gateway HTTP port.' },
   MAX_JSON_DEPTH: { schema: int(1, 1000), default: '32', path: 'server.maxJsonDepth', doc: 'Deepest nesting of arrays and objects in a JSON request body; deeper ones get 400.' },
   HOST: { schema: z.string().min(1), default: '127.0.0.1', path: 'server.host', doc: 'Address the gateway listens on.' },
+  API_KEYS_FILE: { schema: z.string(), default: '', path: 'auth.keysFile', doc: 'JSON array of API keys (hashed) with their tenants and scopes; re-read when it changes. Empty: no keys, served only on a loopback `HOST` (or with `AUTH=none`).' },
+  AUTH: { schema: z.enum(['keys', 'none']), default: 'keys', path: 'auth.mode', doc: '`keys`: every route but `/healthz` needs a key from `API_KEYS_FILE` (without a file, only a loopback `HOST` is served, openly); `none`: serve without keys on any `HOST`, knowingly.' },
   HEADERS_TIMEOUT_MS: { schema: int(100, 600_000), default: '10000', path: 'server.headersTimeoutMs', doc: 'A client must send all its request headers within this; else 408 and the connection is closed.' },
   REQUEST_TIMEOUT_MS: { schema: int(100, 3_600_000), default: '300000', path: 'server.requestTimeoutMs', doc: 'A client must send its whole request (an upload included) within this; else 408 and the connection is closed.' },
   KEEP_ALIVE_TIMEOUT_MS: { schema: int(100, 600_000), default: '5000', path: 'server.keepAliveTimeoutMs', doc: 'An idle keep-alive connection is closed after this.' },

@@ -6,6 +6,8 @@ export type TaskKind = 'batch' | 'predict';
 /** What a submit decides; fixed for the task's life. */
 export interface TaskSpec {
   id: string;
+  /** The tenant that submitted it: to any other (but an admin) the task does not exist. */
+  tenant: string;
   kind: TaskKind;
   model: string;
   topK: number;

@@ -179,6 +179,7 @@ export class TaskStore {
     };
     const fields: Record<string, string> = {
       id: spec.id,
+      tenant: spec.tenant,
       kind: spec.kind,
       model: spec.model,
       top_k: String(spec.topK),
@@ -204,6 +205,7 @@ export class TaskStore {
     if (!h.id) return null;
     return {
       id: h.id,
+      tenant: h.tenant ?? 'default',
       kind: h.kind as TaskRecord['kind'],
       model: h.model!,
       topK: Number(h.top_k),

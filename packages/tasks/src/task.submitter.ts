@@ -8,7 +8,7 @@ import type { TaskStore } from './task.store';
 /** What a task reads: a list of image URIs, or a prefix listed by the workers. */
 export type TaskInput = { images: string[] } | { source: string };
 
-/** A client's `Idempotency-Key`, and the digest of the request it came with. */
+/** A client's `Idempotency-Key` (its tenant's own: keys of different tenants never meet), and the digest of the request it came with. */
 export interface IdempotentRequest {
   key: string;
   digest: string;
@@ -39,7 +39,7 @@ export class TaskSubmitter {
    */
   async submit(spec: TaskSpec, input: TaskInput, idempotent?: IdempotentRequest): Promise<Submitted> {
     if (idempotent) {
-      const claim = await this.idempotency.claim(idempotent.key, idempotent.digest, spec.id);
+      const claim = await this.idempotency.claim(tenantKey(spec, idempotent), idempotent.digest, spec.id);
       if (claim.outcome === 'conflict') {
         throw new VisionqError(ErrorCode.Conflict, `Idempotency-Key was used for a different request (task ${claim.taskId})`, [
           { field: 'Idempotency-Key', message: 'reused with a different body' },
@@ -53,7 +53,7 @@ export class TaskSubmitter {
     } catch (err) {
       // Free the key, so that the client's retry can succeed. Should Redis refuse that too,
       // the key expires with its retention; the client must hear the submit's own failure.
-      if (idempotent) await this.idempotency.release(idempotent.key, spec.id).catch(() => undefined);
+      if (idempotent) await this.idempotency.release(tenantKey(spec, idempotent), spec.id).catch(() => undefined);
       throw err;
     }
   }
@@ -101,6 +101,10 @@ export function splitIntoChunks(
     chunks.push({ ...jobParams(task), taskId: task.taskId, index: firstChunk + chunks.length, images: images.slice(i, i + chunkSize) });
   }
   return chunks;
+}
+
+function tenantKey(spec: TaskSpec, idempotent: IdempotentRequest): string {
+  return `${spec.tenant}\n${idempotent.key}`;
 }
 
 function jobParams(spec: Pick<TaskSpec, 'model' | 'topK' | 'output'>): Pick<ChunkJobData, 'model' | 'topK' | 'output'> {

@@ -1,6 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import { ErrorCode, VisionqError, type PredictResponse } from '@visionq/api';
 import type { TaskStore } from '@visionq/tasks';
+import { principalOf, requireScope } from '../authentication';
 import type { SubmissionService } from '../submission.service';
 
 /**
@@ -11,8 +12,8 @@ import type { SubmissionService } from '../submission.service';
 export function predictRoutes(submissions: SubmissionService, tasks: TaskStore): Router {
   const router = Router();
 
-  router.post('/predict', async (req: Request, res: Response) => {
-    const { taskId, image, model, result } = await submissions.predict(req);
+  router.post('/predict', requireScope('predict'), async (req: Request, res: Response) => {
+    const { taskId, image, model, result } = await submissions.predict(req, principalOf(res));
     let line;
     try {
       line = await result;

@@ -3,6 +3,7 @@ import type { HealthResponse, ModelsResponse, ReadinessResponse } from '@visionq
 import type { ModelCatalog } from '@visionq/models';
 import type { GatewayMetrics } from '@visionq/observability';
 import type { WorkerRegistry } from '@visionq/tasks';
+import { requireScope } from '../authentication';
 
 /** What `/readyz` asks: each probe resolves when its dependency answers. */
 export interface ReadinessProbes {
@@ -10,7 +11,16 @@ export interface ReadinessProbes {
   store(): Promise<unknown>;
 }
 
-/** `GET /models`, `GET /metrics` (Prometheus), `GET /healthz` (the process answers), `GET /readyz` (it can do work). */
+/** `GET /healthz`: the process answers. The one route that needs no key (liveness probes send none). */
+export function healthRoute(): Router {
+  const router = Router();
+  router.get('/healthz', (_req: Request, res: Response) => {
+    res.json({ status: 'ok' } satisfies HealthResponse);
+  });
+  return router;
+}
+
+/** `GET /models`, `GET /metrics` (Prometheus, admin only), `GET /readyz` (it can do work). */
 export function systemRoutes(catalog: ModelCatalog, workers: WorkerRegistry, metrics: GatewayMetrics, probes: ReadinessProbes): Router {
   const router = Router();
 
@@ -24,12 +34,8 @@ export function systemRoutes(catalog: ModelCatalog, workers: WorkerRegistry, met
     } satisfies ModelsResponse);
   });
 
-  router.get('/metrics', async (_req: Request, res: Response) => {
+  router.get('/metrics', requireScope('admin'), async (_req: Request, res: Response) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
-  });
-
-  router.get('/healthz', (_req: Request, res: Response) => {
-    res.json({ status: 'ok' } satisfies HealthResponse);
   });
 
   router.get('/readyz', async (_req: Request, res: Response) => {

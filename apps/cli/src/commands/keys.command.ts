@@ -1,0 +1,37 @@
+import { Command, Option } from 'commander';
+import { createApiKey, SCOPES, type Scope } from '@visionq/auth';
+import { loadConfig } from '@visionq/config';
+
+interface CreateOptions {
+  tenant: string;
+  scope: Scope[];
+  file?: string;
+  id?: string;
+  bucket: string[];
+  description?: string;
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+export function registerKeys(program: Command, setExitCode: (code: number) => void): void {
+  const keys = program.command('keys').description('manage the API keys of API_KEYS_FILE');
+  keys
+    .command('create')
+    .description('append a new key for a tenant to the keys file and print the key, once (the file keeps only its SHA-256)')
+    .requiredOption('--tenant <name>', 'tenant the key acts for (lower-case letters, digits, "_", "-")')
+    .addOption(new Option('--scope <scope>', 'a scope of the key; repeat for more (default: predict, tasks:write, tasks:read)').choices(SCOPES).argParser(collect).default([]))
+    .option('--file <path>', 'keys file (default: API_KEYS_FILE)')
+    .option('--id <id>', 'the entry\'s id (default: k_<random>)')
+    .option('--bucket <bucket or s3://bucket/prefix/>', 'where the tenant may read and write; repeat for more (default: every allowed bucket)', collect, [])
+    .option('--description <text>', 'a note kept in the entry')
+    .addHelpText('after', '\nThe key is printed on stdout, and nowhere else: store it now. Gateways pick the new entry up within a second.')
+    .action(async (options: CreateOptions) => {
+      const file = options.file ?? loadConfig().auth.keysFile;
+      if (!file) throw new Error('name the keys file with --file or API_KEYS_FILE');
+      const scopes: Scope[] = options.scope.length > 0 ? options.scope : ['predict', 'tasks:write', 'tasks:read'];
+      const { entry, secret } = await createApiKey(file, { tenant: options.tenant, scopes, id: options.id, buckets: options.bucket, description: options.description });
+      process.stderr.write(`key ${entry.id} for tenant ${entry.tenant} (${entry.scopes.join(', ')}) appended to ${file}\n`);
+      process.stdout.write(`${secret}\n`);
+      setExitCode(0);
+    });
+}
