@@ -7,9 +7,11 @@ import { Queue, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { ErrorCode, VisionqError, type ImageResult } from '@visionq/api';
 import { LocalObjectStore } from '@visionq/object-store';
+import { createLogger } from '@visionq/observability';
 import {
   chunkQueueName,
   connectRedis,
+  DeadlineSweeper,
   IdempotencyStore,
   KeyNamespace,
   ResultStore,
@@ -626,6 +628,50 @@ describe('@visionq/tasks against Redis', function () {
       } finally {
         await theirs.stop('other');
       }
+    });
+  });
+
+  describe('tenant images in flight and deadlines', () => {
+    it('refuses a task that would pass its tenant\'s images in flight, storing nothing, until others end', async () => {
+      const tenant = `t-${randomUUID().slice(0, 8)}`;
+      const a = await tasks.create(taskSpec({ tenant }), { images: 2, chunks: 1 }, 3);
+      const refused = taskSpec({ tenant });
+      const err = await rejection<VisionqError>(tasks.create(refused, { images: 2, chunks: 1 }, 3));
+      expect(err).to.be.instanceOf(VisionqError).with.property('code', ErrorCode.RateLimited);
+      expect(err.retryAfterSeconds).to.be.greaterThan(0);
+      expect(await tasks.get(refused.id)).to.equal(null);
+      expect(await redis.get(KEYS.inFlight(tenant))).to.equal('2');
+      // Another tenant's images do not count.
+      await tasks.create(taskSpec({ tenant: `${tenant}-other` }), { images: 3, chunks: 1 }, 3);
+      await tasks.commitChunk(a.id, 0, { succeeded: 2, failed: 0 });
+      expect(await redis.get(KEYS.inFlight(tenant))).to.equal(null);
+      const b = await tasks.create(taskSpec({ tenant }), { images: 3, chunks: 1 }, 3);
+      await tasks.cancel(b.id);
+      expect(await redis.get(KEYS.inFlight(tenant))).to.equal(null);
+    });
+
+    it('counts a source task\'s images in flight as its pages are listed', async () => {
+      const tenant = `t-${randomUUID().slice(0, 8)}`;
+      const task = await tasks.create(taskSpec({ tenant, source: 's3://in/p/' }), null, 100);
+      await tasks.commitPage(task.id, 0, 4, 1, false);
+      expect(await redis.get(KEYS.inFlight(tenant))).to.equal('4');
+      await tasks.fail(task.id, { code: 'unavailable', message: 'x' });
+      expect(await redis.get(KEYS.inFlight(tenant))).to.equal(null);
+    });
+
+    it('ends a task past its deadline as failed with timeout, keeping what committed, and forgets ended ones', async () => {
+      const sweeper = new DeadlineSweeper(tasks, createLogger({ silent: true }));
+      const late = await tasks.create(taskSpec({ deadline: new Date(Date.now() + 60_000).toISOString() }), { images: 4, chunks: 2 });
+      const done = await tasks.create(taskSpec({ deadline: new Date(Date.now() + 60_000).toISOString() }), { images: 1, chunks: 1 });
+      await tasks.commitChunk(late.id, 0, { succeeded: 2, failed: 0 });
+      await tasks.commitChunk(done.id, 0, { succeeded: 1, failed: 0 });
+      expect(await tasks.pastDeadline(Date.now() + 120_000, 1000)).to.include(late.id).and.not.include(done.id);
+      await sweeper.sweep(Date.now() + 120_000);
+      expect(await getTask(late.id)).to.deep.include({ status: 'failed', done: 2, succeeded: 2 });
+      expect((await getTask(late.id)).error).to.deep.include({ code: 'timeout' });
+      expect(await tasks.committedChunks(late.id)).to.deep.equal([0]);
+      expect(await tasks.pastDeadline(Date.now() + 120_000, 1000)).to.not.include(late.id);
+      expect((await getTask(done.id)).status).to.equal('succeeded');
     });
   });
 

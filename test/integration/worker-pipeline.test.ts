@@ -53,7 +53,7 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
     dataDir = await mkdtemp(join(tmpdir(), 'vq-worker-'));
     store = new LocalObjectStore(dataDir);
     engine = await openClassifier(config, { logger, only: [MODEL] });
-    tasks = openTasks(redis, config, { store, onError: () => undefined });
+    tasks = openTasks(redis, config, { store, logger, onError: () => undefined });
     pipeline = pipelineOver(store);
     processor = new ChunkProcessor(tasks.store, tasks.results, pipeline, logger, metrics);
     png = await readFile(join(FASHION_DIR, '0000-ankle_boot.png'));
@@ -130,7 +130,7 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
 
   /** A worker's BullMQ side over `source` (the real store unless a test injects faults) runs one task to its end. */
   async function runTask(source: ObjectStore, submit: () => Promise<string>): Promise<TaskRecord> {
-    const worker = openTasks(redis, config, { store: source, onError: () => undefined });
+    const worker = openTasks(redis, config, { store: source, logger, onError: () => undefined });
     const consumer = worker.consumer(pipelineOver(source), { ...config.worker, chunkConcurrency: 2, fetchConcurrency: 2, drainTimeoutMs: 5_000, models: [MODEL] }, logger, metrics);
     consumer.start();
     try {

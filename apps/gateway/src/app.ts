@@ -13,6 +13,7 @@ import { predictRoutes } from './routes/predict.routes';
 import { healthRoute, systemRoutes, type ReadinessProbes } from './routes/system.routes';
 import { tasksRoutes } from './routes/tasks.routes';
 import type { SubmissionService } from './submission.service';
+import type { TenantQuotas } from './tenant-quotas';
 
 export interface AppParts {
   logger: Logger;
@@ -22,6 +23,7 @@ export interface AppParts {
   catalog: ModelCatalog;
   tasks: Tasks;
   submissions: SubmissionService;
+  quotas: TenantQuotas;
   probes: ReadinessProbes;
   /** Largest and deepest JSON body (MAX_JSON_BYTES, MAX_JSON_DEPTH) and the inline results limit (INLINE_RESULTS_LIMIT). */
   limits: { maxJsonBytes: number; maxJsonDepth: number; inlineResultsLimit: number };
@@ -50,6 +52,7 @@ export function createApp(parts: AppParts): Express {
   });
   app.use(healthRoute());
   app.use(authenticate(parts.keys));
+  app.use(parts.quotas.rate());
   app.use(refuseContentEncodings);
   app.use(express.json({ limit: parts.limits.maxJsonBytes, strict: false, inflate: false }));
   app.use(limitJsonDepth(parts.limits.maxJsonDepth));

@@ -40,6 +40,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     }
     const body = errorBody(known);
     if (body.status_url) res.location(body.status_url);
+    if (known?.retryAfterSeconds !== undefined) res.set('retry-after', String(known.retryAfterSeconds));
     if (body.error.code === ErrorCode.Unauthorized) res.set('www-authenticate', `Bearer realm="visionq"${req.get('authorization') ? ', error="invalid_token"' : ''}`);
     res.status(httpStatusOf(body.error.code)).json(body);
   };

@@ -9,6 +9,7 @@ import { connectRedis, openTasks } from '@visionq/tasks';
 import { createApp } from './app';
 import { createHttpServer } from './http-server';
 import { SubmissionService } from './submission.service';
+import { TenantQuotas } from './tenant-quotas';
 
 /** The gateway: reads config, builds the parts, serves until SIGTERM. */
 async function main(): Promise<void> {
@@ -23,7 +24,9 @@ async function main(): Promise<void> {
   const onRedisError = connectionErrorLogger(logger, 'Redis connection error');
   const redis = await connectRedis(config.redis.url, { failFast: true, onError: onRedisError });
   const store = openObjectStore(config.store);
-  const tasks = openTasks(redis, config, { store, onError: onRedisError });
+  const tasks = openTasks(redis, config, { store, logger, onError: onRedisError });
+  tasks.deadlines.start();
+  const quotas = new TenantQuotas(redis, config.redis.prefix);
   const models = catalog.list().map((m) => m.name);
   const metrics = new GatewayMetrics(createMetricsRegistry('gateway'), {
     backlog: async () => Object.fromEntries(await Promise.all(models.map(async (m) => [m, await tasks.queue.backlog(m)] as const))),
@@ -35,7 +38,8 @@ async function main(): Promise<void> {
     metrics,
     catalog,
     tasks,
-    submissions: new SubmissionService(catalog, new AccessPolicy(buckets, config.store), store, tasks.submitter, { ...config.tasks, ...config.imaging }, metrics, logger),
+    submissions: new SubmissionService(catalog, new AccessPolicy(buckets, config.store), store, tasks.submitter, quotas, { ...config.tasks, ...config.imaging }, metrics, logger),
+    quotas,
     probes: { redis: () => redis.ping(), store: () => store.list(config.store.resultsUri, { limit: 1 }) },
     limits: { maxJsonBytes: config.server.maxJsonBytes, maxJsonDepth: config.server.maxJsonDepth, inlineResultsLimit: config.tasks.inlineResultsLimit },
   });

@@ -19,6 +19,7 @@ import { checkObjectKey, joinObjectUri, parseObjectUri, type ObjectStore } from 
 import type { GatewayMetrics, Logger } from '@visionq/observability';
 import type { Submitted, TaskInput, TaskKind, TaskSpec, TaskSubmitter } from '@visionq/tasks';
 import { receiveUpload } from './multipart-upload';
+import type { TenantQuotas } from './tenant-quotas';
 import { digestOf, isMultipart, parseRequest, requireJson } from './routes/request-body';
 
 /** A submit parsed and checked, before anything is enqueued. */
@@ -38,7 +39,7 @@ export interface PredictSubmission {
   result: Promise<ImageResult>;
 }
 
-export type SubmissionLimits = Pick<Config['tasks'], 'maxImages' | 'predictTimeoutMs'> &
+export type SubmissionLimits = Pick<Config['tasks'], 'maxImages' | 'predictTimeoutMs' | 'defaultTimeoutSeconds' | 'retentionSeconds'> &
   Pick<Config['imaging'], 'maxImageBytes'>;
 
 /**
@@ -52,6 +53,7 @@ export class SubmissionService {
     private readonly access: AccessPolicy,
     private readonly store: ObjectStore,
     private readonly submitter: TaskSubmitter,
+    private readonly quotas: TenantQuotas,
     private readonly limits: SubmissionLimits,
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
@@ -63,13 +65,20 @@ export class SubmissionService {
     const submission = isMultipart(req) ? await this.batchUpload(req, principal, id) : this.batchJson(req, principal, id);
     const key = req.get('idempotency-key');
     let submitted: Submitted;
+    let charge: { refund(): Promise<void> } | undefined;
     try {
-      submitted = await this.submitter.submit(submission.spec, submission.input, key === undefined ? undefined : { key, digest: submission.digest });
+      charge = await this.quotas.chargeImages(principal, 'images' in submission.input ? submission.input.images.length : 0);
+      submitted = await this.submitter.submit(submission.spec, submission.input, {
+        ...(key === undefined ? {} : { idempotent: { key, digest: submission.digest } }),
+        maxInFlight: principal.quotas.imagesInFlight,
+      });
     } catch (err) {
+      await charge?.refund();
       await this.discard(submission.uploads);
       throw err;
     }
     if (submitted.replayed) {
+      await charge.refund();
       await this.discard(submission.uploads);
       return submitted;
     }
@@ -83,10 +92,16 @@ export class SubmissionService {
     const id = randomUUID();
     const uploaded = isMultipart(req);
     const { image, spec } = uploaded ? await this.predictUpload(req, principal, id) : this.predictJson(req, principal, id);
-    const { wait } = await this.submitter.predict(spec, image).catch(async (err: unknown) => {
+    let charge: { refund(): Promise<void> } | undefined;
+    let wait;
+    try {
+      charge = await this.quotas.chargeImages(principal, 1);
+      ({ wait } = await this.submitter.predict(spec, image, { maxInFlight: principal.quotas.imagesInFlight }));
+    } catch (err) {
+      await charge?.refund();
       if (uploaded) await this.discard([image]);
       throw err;
-    });
+    }
     this.metrics.tasksSubmitted.inc({ model: spec.model, kind: 'predict' });
     const { manifest } = this.catalog.get(spec.model);
     return { taskId: id, image, model: { name: manifest.name, version: manifest.version }, result: wait(this.limits.predictTimeoutMs) };
@@ -159,6 +174,12 @@ export class SubmissionService {
     }
     const output = options.output ?? this.access.resultsOf(principal);
     this.checkPrefixUri(principal, output, 'output');
+    const timeoutS = options.timeout_s ?? this.limits.defaultTimeoutSeconds;
+    if (timeoutS > this.limits.retentionSeconds) {
+      throw new VisionqError(ErrorCode.InvalidArgument, `timeout_s=${timeoutS} is past the task's retention (TASK_RETENTION_S=${this.limits.retentionSeconds})`, [
+        { field: 'timeout_s', message: `at most ${this.limits.retentionSeconds}` },
+      ]);
+    }
     return {
       id,
       tenant: principal.tenant,
@@ -168,6 +189,7 @@ export class SubmissionService {
       output,
       priority: PRIORITIES[options.priority ?? 'normal'],
       ...(options.metadata === undefined ? {} : { metadata: options.metadata }),
+      ...(timeoutS > 0 ? { deadline: new Date(Date.now() + timeoutS * 1000).toISOString() } : {}),
     };
   }
 

@@ -28,7 +28,8 @@ async function main(): Promise<void> {
     },
   });
   const pipeline = new ImagePipeline(store, classifier, new ConcurrencyGate(config.worker.fetchConcurrency), config.imaging.maxImageBytes);
-  const tasks = openTasks(redis, config, { store, onError: onRedisError });
+  const tasks = openTasks(redis, config, { store, logger, onError: onRedisError });
+  tasks.deadlines.start();
   const models = registry.list().map((m) => m.name);
   const consumer = tasks.consumer(pipeline, { ...config.worker, models }, logger, metrics);
   consumer.start();

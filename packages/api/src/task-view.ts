@@ -29,6 +29,8 @@ export interface TaskView {
   created_at: string;
   started_at: string | null;
   finished_at: string | null;
+  /** Past this the task ends `failed` with `timeout` (from `timeout_s`, or TASK_TIMEOUT_S). */
+  deadline?: string;
   error?: TaskFailure;
   metadata?: Record<string, unknown>;
   /** Inline for small tasks once they end. */

@@ -28,6 +28,8 @@ export const MAX_TOP_K = 1000;
 const wholeNumberText = z.string().regex(/^[0-9]{1,9}$/, 'expected a whole number').transform(Number);
 
 const topK = z.number().int().min(1).max(MAX_TOP_K);
+/** A task's deadline, in seconds from its submit. */
+const timeoutS = z.number().int().min(1).max(365 * 86_400);
 const metadata = z
   .record(z.string(), z.unknown())
   .refine((m) => JSON.stringify(m).length <= MAX_METADATA_BYTES, `at most ${MAX_METADATA_BYTES} bytes of JSON`);
@@ -40,12 +42,14 @@ const options = {
   priority: z.enum(['high', 'normal', 'low']).optional(),
   callback_url: z.string().optional(),
   metadata: metadata.optional(),
+  timeout_s: timeoutS.optional(),
 };
 
 /** The same options as multipart form fields, where every value is text. */
 const formOptions = {
   ...options,
   top_k: wholeNumberText.pipe(topK).optional(),
+  timeout_s: wholeNumberText.pipe(timeoutS).optional(),
   metadata: z
     .string()
     .transform((text, ctx) => {

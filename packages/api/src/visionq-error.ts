@@ -10,6 +10,8 @@ export interface VisionqErrorOptions {
   cause?: unknown;
   /** The task the failure is about, when the client may still poll it (a `/predict` past its timeout). */
   taskId?: string;
+  /** When the caller may try again (a rate limit): the `Retry-After` of the answer. */
+  retryAfterSeconds?: number;
 }
 
 /** Root of every error visionq raises on purpose. Anything else is an internal error. */
@@ -17,6 +19,7 @@ export class VisionqError extends Error {
   readonly code: ErrorCode;
   readonly details: ErrorDetail[];
   readonly taskId?: string;
+  readonly retryAfterSeconds?: number;
 
   constructor(code: ErrorCode, message: string, details: ErrorDetail[] = [], options: VisionqErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -24,6 +27,7 @@ export class VisionqError extends Error {
     this.code = code;
     this.details = details;
     if (options.taskId !== undefined) this.taskId = options.taskId;
+    if (options.retryAfterSeconds !== undefined) this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
 

@@ -41,7 +41,7 @@ export class AccessPolicy {
     if (principal.folder === '' || principal.scopes.has('admin')) return;
     for (const reserved of [this.reserved.uploadsUri, this.reserved.resultsUri]) {
       const own = reserved + principal.folder;
-      if (uri.startsWith(reserved) && !uri.startsWith(own)) throw forbidden(field, `${uri} is in another tenant's folder`);
+      if (uri.startsWith(reserved) && !uri.startsWith(own)) throw forbidden(field, `${uri} is outside the folder of tenant "${principal.tenant}" (${own})`);
       if (reserved.startsWith(uri)) throw forbidden(field, `${uri} would list other tenants' uploads or results`);
     }
   }

@@ -11,6 +11,7 @@ export interface NewKey {
   id?: string;
   buckets?: string[];
   description?: string;
+  quotas?: Pick<ApiKeyEntry, 'rate_per_s' | 'images_in_flight' | 'images_per_day'>;
 }
 
 /**
@@ -28,6 +29,7 @@ export async function createApiKey(path: string, key: NewKey): Promise<{ entry: 
     scopes: key.scopes,
     ...(key.buckets?.length ? { buckets: key.buckets } : {}),
     ...(key.description ? { description: key.description } : {}),
+    ...Object.fromEntries(Object.entries(key.quotas ?? {}).filter(([, v]) => v !== undefined)),
     created_at: new Date().toISOString(),
   });
   const next = apiKeysFileSchema.parse([...entries, entry]);

@@ -66,6 +66,7 @@ export const VARIABLES = {
   INLINE_RESULTS_LIMIT: { schema: int(0, 10_000), default: '100', path: 'tasks.inlineResultsLimit', doc: 'Finished tasks of at most this many images show their results in `GET /tasks/:id`.' },
   PREDICT_TIMEOUT_MS: { schema: int(1), default: '30000', path: 'tasks.predictTimeoutMs', doc: '`POST /predict` answers 504 with the task id after this long.' },
   TASK_RETENTION_S: { schema: int(60), default: String(7 * 24 * 3600), path: 'tasks.retentionSeconds', doc: 'Task records and idempotency keys expire this long after submission.' },
+  TASK_TIMEOUT_S: { schema: int(0, 365 * 86_400), default: '86400', path: 'tasks.defaultTimeoutSeconds', doc: 'Deadline of a task that names no `timeout_s`: past it the task ends `failed` with `timeout`, its results so far kept; 0 = none.' },
   TASK_EVENTS_MAXLEN: { schema: int(10, 1_000_000), default: '1000', path: 'tasks.eventsMaxLen', doc: "Entries kept in one task's event log (the oldest go first; `ended` is always the last)." },
   ENDED_EVENTS_MAXLEN: { schema: int(100, 100_000_000), default: '100000', path: 'tasks.endedEventsMaxLen', doc: 'Entries kept in the stream of ended tasks that callbacks and other consumers of endings read.' },
   CHUNK_ATTEMPTS: { schema: int(1, 100), default: '5', path: 'tasks.chunkAttempts', doc: 'Tries of a chunk on store or Redis faults, with exponential backoff, before its task fails.' },

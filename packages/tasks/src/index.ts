@@ -17,12 +17,14 @@
  *   → `cancelled`                              TaskStore.cancel (DELETE /tasks/:id)
  *   → `failed`                                 TaskConsumer: a job out of retries or that no retry
  *                                              can cure (queue.jobs.ts says which); TaskSubmitter:
- *                                              jobs that could not be enqueued
+ *                                              jobs that could not be enqueued; DeadlineSweeper:
+ *                                              the task's deadline passed (`timeout`)
  * No status moves once terminal; chunks of an ended task are skipped, and a running one
  * stops within a cancel poll.
  */
 export { ChunkProcessor } from './chunk.processor';
 export type { ChunkOutcome, ImageSource } from './chunk.processor';
+export { DeadlineSweeper } from './deadline.sweeper';
 export { IdempotencyStore } from './idempotency.store';
 export type { IdempotencyClaim } from './idempotency.store';
 export { KeyNamespace } from './key.namespace';
@@ -43,7 +45,7 @@ export type { TaskKind, TaskRecord, TaskSpec } from './task.record';
 export { TaskStore } from './task.store';
 export type { CancelOutcome, ChunkCounts, CommitOutcome, TaskStoreLimits } from './task.store';
 export { TaskSubmitter } from './task.submitter';
-export type { IdempotentRequest, Submitted, TaskInput } from './task.submitter';
+export type { IdempotentRequest, SubmitOptions, Submitted, TaskInput } from './task.submitter';
 export { taskView } from './task.view';
 export { WorkerRegistry } from './worker.registry';
 export type { WorkerInfo } from './worker.registry';

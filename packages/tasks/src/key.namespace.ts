@@ -30,6 +30,16 @@ export class KeyNamespace {
     return `${this.prefix}:tasks:ended`;
   }
 
+  /** Unfinished tasks by deadline (a sorted set, scored in ms since the epoch). */
+  deadlines(): string {
+    return `${this.prefix}:tasks:deadlines`;
+  }
+
+  /** Images of a tenant's unfinished tasks. */
+  inFlight(tenant: string): string {
+    return `${this.prefix}:tenant:${tenant}:in_flight`;
+  }
+
   idempotency(key: string): string {
     return `${this.prefix}:idempotency:${Buffer.from(key).toString('base64url')}`;
   }

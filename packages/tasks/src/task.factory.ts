@@ -3,6 +3,7 @@ import type { Config } from '@visionq/config';
 import type { Logger, WorkerMetrics } from '@visionq/observability';
 import type { ObjectStore } from '@visionq/object-store';
 import { ChunkProcessor, type ImageSource } from './chunk.processor';
+import { DeadlineSweeper } from './deadline.sweeper';
 import { IdempotencyStore } from './idempotency.store';
 import { KeyNamespace } from './key.namespace';
 import { ResultStore } from './result.store';
@@ -24,15 +25,18 @@ export interface Tasks {
   readonly idempotency: IdempotencyStore;
   readonly submitter: TaskSubmitter;
   readonly workers: WorkerRegistry;
+  /** Ends tasks past their deadline; each gateway and worker starts one. */
+  readonly deadlines: DeadlineSweeper;
   /** A worker's side: its chunks run through `images`, its consumer takes the models' queues. */
   consumer(images: ImageSource, options: ConsumerOptions, logger: Logger, metrics: WorkerMetrics): TaskConsumer;
-  /** Closes the queues; the connection stays the caller's. Idempotent. */
+  /** Stops the deadline sweeper and closes the queues; the connection stays the caller's. Idempotent. */
   close(): Promise<void>;
 }
 
 export interface OpenTasksOptions {
   /** Where result parts are written and read, and `source` prefixes listed. */
   store: ObjectStore;
+  logger: Logger;
   /** Errors of the queues' own connections (each reconnect attempt while Redis is down). */
   onError: (err: Error) => void;
 }
@@ -44,6 +48,7 @@ export function openTasks(redis: Redis, config: Pick<Config, 'redis' | 'tasks'>,
   const results = new ResultStore(options.store, store);
   const queue = new TaskQueue(redis, keys.prefix, config.tasks.chunkAttempts, options.onError);
   const idempotency = new IdempotencyStore(redis, keys, config.tasks.retentionSeconds);
+  const deadlines = new DeadlineSweeper(store, options.logger);
   return {
     keys,
     store,
@@ -53,11 +58,15 @@ export function openTasks(redis: Redis, config: Pick<Config, 'redis' | 'tasks'>,
     idempotency,
     submitter: new TaskSubmitter(store, queue, idempotency, config.tasks.chunkSize),
     workers: new WorkerRegistry(redis, keys),
+    deadlines,
     consumer(images, consumerOptions, logger, metrics) {
       const processor = new ChunkProcessor(store, results, images, logger, metrics);
       const lister = new SourceLister(options.store, store, queue, config.tasks, logger);
       return new TaskConsumer(redis, keys.prefix, store, processor, lister, consumerOptions, logger);
     },
-    close: () => queue.close(),
+    close: async () => {
+      await deadlines.stop();
+      await queue.close();
+    },
   };
 }

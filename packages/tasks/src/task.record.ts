@@ -19,6 +19,8 @@ export interface TaskSpec {
   metadata?: Record<string, unknown>;
   /** The prefix listed for a `source` task. */
   source?: string;
+  /** Past this (ISO 8601) the task ends `failed` with `timeout`; what committed stays. */
+  deadline?: string;
 }
 
 /** The task as stored in Redis. Counts are exact: each chunk is counted once, when it commits. */

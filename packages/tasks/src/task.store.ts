@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Config } from '@visionq/config';
-import type { TaskStatus } from '@visionq/api';
+import { ErrorCode, VisionqError, type TaskStatus } from '@visionq/api';
 import type { KeyNamespace } from './key.namespace';
 import type { TaskRecord, TaskSpec } from './task.record';
 
@@ -21,6 +21,9 @@ export type CommitOutcome =
   | 'missing';
 
 export type CancelOutcome = 'cancelled' | 'already_cancelled' | 'finished' | 'missing';
+
+/** What a refusal for images in flight tells the client to wait: tasks end at their own pace, so a guess. */
+const IN_FLIGHT_RETRY_AFTER_S = 5;
 
 export type TaskStoreLimits = Pick<Config['tasks'], 'retentionSeconds' | 'eventsMaxLen' | 'endedEventsMaxLen'>;
 
@@ -45,6 +48,20 @@ local function emit(kind, extra_name, extra_value)
   if ttl > 0 then redis.call('PEXPIRE', events, ttl) end
   if kind == 'ended' then
     redis.call('XADD', ended, 'MAXLEN', '~', ended_maxlen, '*', 'task_id', h[1], 'status', h[2], 'at', now)
+    -- The task's images no longer count against its tenant's images in flight.
+    local in_flight = redis.call('HGET', task, 'in_flight_key')
+    if in_flight and redis.call('DECRBY', in_flight, h[3]) <= 0 then redis.call('DEL', in_flight) end
+    local deadlines = redis.call('HGET', task, 'deadlines_key')
+    if deadlines then redis.call('ZREM', deadlines, h[1]) end
+  end
+end
+
+-- Adds images a task has just come to know of to its tenant's images in flight.
+local function count_in_flight(images, ttl)
+  local in_flight = redis.call('HGET', task, 'in_flight_key')
+  if in_flight then
+    redis.call('INCRBY', in_flight, images)
+    redis.call('EXPIRE', in_flight, ttl)
   end
 end
 
@@ -68,10 +85,22 @@ local function finish_if_complete(committed)
 end
 `;
 
-/** ARGV[4]: ttl; ARGV[5..]: the hash's field/value pairs. */
+/**
+ * KEYS[4..5]: the tenant's images in flight, the deadlines; ARGV[4..7]: ttl, the task's
+ * images, the most its tenant may have in flight (0: no limit), its deadline in ms since
+ * the epoch (0: none); ARGV[8..]: the hash's field/value pairs. 0 when over the limit.
+ */
 const CREATE = `${PRELUDE}
-redis.call('HSET', task, unpack(ARGV, 5))
+local images, most, deadline = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+if most > 0 and images > 0 and tonumber(redis.call('GET', KEYS[4]) or '0') + images > most then return 0 end
+redis.call('HSET', task, unpack(ARGV, 8))
+redis.call('HSET', task, 'in_flight_key', KEYS[4])
+if deadline > 0 then
+  redis.call('HSET', task, 'deadlines_key', KEYS[5])
+  redis.call('ZADD', KEYS[5], deadline, redis.call('HGET', task, 'id'))
+end
 redis.call('EXPIRE', task, ARGV[4])
+count_in_flight(images, ARGV[4])
 emit('created')
 return 1
 `;
@@ -99,6 +128,7 @@ if redis.call('EXISTS', task) == 0 then return 'missing' end
 if redis.call('SADD', KEYS[5], ARGV[4]) == 0 then return 'duplicate' end
 redis.call('EXPIRE', KEYS[5], ARGV[8])
 redis.call('HINCRBY', task, 'total', ARGV[5])
+count_in_flight(tonumber(ARGV[5]), ARGV[8])
 redis.call('HINCRBY', task, 'chunks', ARGV[6])
 if ARGV[7] == '1' then redis.call('HSET', task, 'listed', '1') end
 emit('progress', 'page', ARGV[4])
@@ -128,7 +158,9 @@ return 'ended'
 type Common = [task: string, events: string, ended: string, now: string, maxLen: number, endedMaxLen: number];
 
 interface TaskScripts {
-  visionqCreate(...args: [...Common, ttl: number, ...fields: string[]]): Promise<number>;
+  visionqCreate(
+    ...args: [task: string, events: string, ended: string, inFlight: string, deadlines: string, now: string, maxLen: number, endedMaxLen: number, ttl: number, images: number, most: number, deadline: number, ...fields: string[]]
+  ): Promise<number>;
   visionqCommitChunk(...args: [task: string, events: string, ended: string, committed: string, now: string, maxLen: number, endedMaxLen: number, chunk: number, succeeded: number, failed: number, ttl: number]): Promise<string>;
   visionqCommitPage(
     ...args: [task: string, events: string, ended: string, committed: string, pages: string, now: string, maxLen: number, endedMaxLen: number, page: number, images: number, chunks: number, last: string, ttl: number]
@@ -153,7 +185,7 @@ export class TaskStore {
   ) {
     this.redis = redis as Redis & TaskScripts;
     if (!('visionqCommitChunk' in redis)) {
-      redis.defineCommand('visionqCreate', { numberOfKeys: 3, lua: CREATE });
+      redis.defineCommand('visionqCreate', { numberOfKeys: 5, lua: CREATE });
       redis.defineCommand('visionqCommitChunk', { numberOfKeys: 4, lua: COMMIT_CHUNK });
       redis.defineCommand('visionqCommitPage', { numberOfKeys: 5, lua: COMMIT_PAGE });
       redis.defineCommand('visionqMarkRunning', { numberOfKeys: 3, lua: MARK_RUNNING });
@@ -163,9 +195,11 @@ export class TaskStore {
 
   /**
    * Stores a new task. `images` and `chunks` are the totals when known at submit (a list
-   * of images); a `source` task starts at 0 and grows as its pages are listed.
+   * of images); a `source` task starts at 0 and grows as its pages are listed. Its images
+   * count against its tenant's images in flight until it ends; past `maxInFlight` (when
+   * given) nothing is stored and this throws 429 `rate_limited`.
    */
-  async create(spec: TaskSpec, known: { images: number; chunks: number } | null): Promise<TaskRecord> {
+  async create(spec: TaskSpec, known: { images: number; chunks: number } | null, maxInFlight?: number): Promise<TaskRecord> {
     const record: TaskRecord = {
       ...spec,
       status: 'queued',
@@ -196,7 +230,28 @@ export class TaskStore {
     };
     if (spec.metadata !== undefined) fields.metadata = JSON.stringify(spec.metadata);
     if (spec.source !== undefined) fields.source = spec.source;
-    await this.redis.visionqCreate(...this.common(spec.id, record.createdAt), this.limits.retentionSeconds, ...Object.entries(fields).flat());
+    if (spec.deadline !== undefined) fields.deadline = spec.deadline;
+    const [task, events, ended, now, maxLen, endedMaxLen] = this.common(spec.id, record.createdAt);
+    const created = await this.redis.visionqCreate(
+      task,
+      events,
+      ended,
+      this.keys.inFlight(spec.tenant),
+      this.keys.deadlines(),
+      now,
+      maxLen,
+      endedMaxLen,
+      this.limits.retentionSeconds,
+      record.total,
+      maxInFlight ?? 0,
+      spec.deadline === undefined ? 0 : Date.parse(spec.deadline),
+      ...Object.entries(fields).flat(),
+    );
+    if (created === 0) {
+      throw new VisionqError(ErrorCode.RateLimited, `tenant "${spec.tenant}" would have more than ${maxInFlight} images in flight with ${record.total} more; retry when some of its tasks end`, [{ message: 'over quota' }], {
+        retryAfterSeconds: IN_FLIGHT_RETRY_AFTER_S,
+      });
+    }
     return record;
   }
 
@@ -213,6 +268,7 @@ export class TaskStore {
       priority: Number(h.priority),
       metadata: h.metadata === undefined ? undefined : JSON.parse(h.metadata),
       source: h.source,
+      deadline: h.deadline,
       status: h.status as TaskStatus,
       total: Number(h.total),
       done: Number(h.done),
@@ -238,6 +294,16 @@ export class TaskStore {
 
   async isCommitted(id: string, chunk: number): Promise<boolean> {
     return (await this.redis.sismember(this.keys.committed(id), String(chunk))) === 1;
+  }
+
+  /** Ids of tasks whose deadline has passed by `now` (ms since the epoch) and that have not ended, oldest first. */
+  async pastDeadline(now: number, limit: number): Promise<string[]> {
+    return this.redis.zrangebyscore(this.keys.deadlines(), '-inf', now, 'LIMIT', 0, limit);
+  }
+
+  /** Drops a task from the deadlines (one that expired or ended without its record saying so). */
+  async forgetDeadline(id: string): Promise<void> {
+    await this.redis.zrem(this.keys.deadlines(), id);
   }
 
   /** Indices of the chunks counted so far, ascending. */

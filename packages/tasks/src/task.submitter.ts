@@ -14,6 +14,12 @@ export interface IdempotentRequest {
   digest: string;
 }
 
+export interface SubmitOptions {
+  idempotent?: IdempotentRequest;
+  /** The most images its tenant may have in unfinished tasks (`images_in_flight`); absent: no limit. */
+  maxInFlight?: number;
+}
+
 export interface Submitted {
   taskId: string;
   status: TaskStatus;
@@ -37,7 +43,8 @@ export class TaskSubmitter {
    * Submits a batch task. Under an idempotency key seen before with the same request the
    * answer is that task (`replayed`); with a different request it is 409 `conflict`.
    */
-  async submit(spec: TaskSpec, input: TaskInput, idempotent?: IdempotentRequest): Promise<Submitted> {
+  async submit(spec: TaskSpec, input: TaskInput, options: SubmitOptions = {}): Promise<Submitted> {
+    const { idempotent } = options;
     if (idempotent) {
       const claim = await this.idempotency.claim(tenantKey(spec, idempotent), idempotent.digest, spec.id);
       if (claim.outcome === 'conflict') {
@@ -48,7 +55,7 @@ export class TaskSubmitter {
       if (claim.outcome === 'replay') return { taskId: claim.taskId, status: (await this.tasks.status(claim.taskId)) ?? 'queued', replayed: true };
     }
     try {
-      const record = await this.create(spec, input);
+      const record = await this.create(spec, input, options.maxInFlight);
       return { taskId: record.id, status: record.status, replayed: false };
     } catch (err) {
       // Free the key, so that the client's retry can succeed. Should Redis refuse that too,
@@ -59,20 +66,20 @@ export class TaskSubmitter {
   }
 
   /** A one-image task on the predict queue; `wait` resolves with its result line or throws PredictTimeoutError. */
-  async predict(spec: TaskSpec, image: string): Promise<{ record: TaskRecord; wait(timeoutMs: number): Promise<ImageResult> }> {
-    const record = await this.tasks.create(spec, { images: 1, chunks: 1 });
+  async predict(spec: TaskSpec, image: string, options: Pick<SubmitOptions, 'maxInFlight'> = {}): Promise<{ record: TaskRecord; wait(timeoutMs: number): Promise<ImageResult> }> {
+    const record = await this.tasks.create(spec, { images: 1, chunks: 1 }, options.maxInFlight);
     const { wait } = await this.enqueue(spec, () => this.queue.addPredict({ ...jobParams(spec), taskId: spec.id, index: 0, images: [image] }));
     return { record, wait };
   }
 
-  private async create(spec: TaskSpec, input: TaskInput): Promise<TaskRecord> {
+  private async create(spec: TaskSpec, input: TaskInput, maxInFlight?: number): Promise<TaskRecord> {
     if ('source' in input) {
-      const record = await this.tasks.create(spec, null);
+      const record = await this.tasks.create(spec, null, maxInFlight);
       await this.enqueue(spec, () => this.queue.addList({ ...jobParams(spec), taskId: spec.id, source: input.source, page: 0, cursor: null, firstChunk: 0, priority: spec.priority }));
       return record;
     }
     const chunks = splitIntoChunks({ ...jobParams(spec), taskId: spec.id }, input.images, this.chunkSize);
-    const record = await this.tasks.create(spec, { images: input.images.length, chunks: chunks.length });
+    const record = await this.tasks.create(spec, { images: input.images.length, chunks: chunks.length }, maxInFlight);
     await this.enqueue(spec, () => this.queue.addChunks(chunks, spec.priority));
     return record;
   }

@@ -13,6 +13,7 @@ export function taskView(task: TaskRecord, results?: ImageResult[]): TaskView {
     created_at: task.createdAt,
     started_at: task.startedAt ?? null,
     finished_at: task.finishedAt ?? null,
+    ...(task.deadline === undefined ? {} : { deadline: task.deadline }),
     ...(task.error ? { error: task.error } : {}),
     ...(task.metadata === undefined ? {} : { metadata: task.metadata }),
     ...(results ? { results } : {}),

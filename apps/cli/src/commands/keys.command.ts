@@ -1,4 +1,5 @@
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { intAtLeast } from './arguments';
 import { createApiKey, SCOPES, type Scope } from '@visionq/auth';
 import { loadConfig } from '@visionq/config';
 
@@ -9,9 +10,18 @@ interface CreateOptions {
   id?: string;
   bucket: string[];
   description?: string;
+  ratePerS?: number;
+  imagesInFlight?: number;
+  imagesPerDay?: number;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
+
+function positive(value: string): number {
+  const n = Number(value);
+  if (!(n > 0)) throw new InvalidArgumentError('must be a number > 0');
+  return n;
+}
 
 export function registerKeys(program: Command, setExitCode: (code: number) => void): void {
   const keys = program.command('keys').description('manage the API keys of API_KEYS_FILE');
@@ -24,12 +34,22 @@ export function registerKeys(program: Command, setExitCode: (code: number) => vo
     .option('--id <id>', 'the entry\'s id (default: k_<random>)')
     .option('--bucket <bucket or s3://bucket/prefix/>', 'where the tenant may read and write; repeat for more (default: every allowed bucket)', collect, [])
     .option('--description <text>', 'a note kept in the entry')
+    .option('--rate-per-s <n>', 'requests per second for the tenant, across gateways', positive)
+    .option('--images-in-flight <n>', 'images of the tenant\'s unfinished tasks at once', intAtLeast(1))
+    .option('--images-per-day <n>', 'images the tenant may submit per UTC day', intAtLeast(1))
     .addHelpText('after', '\nThe key is printed on stdout, and nowhere else: store it now. Gateways pick the new entry up within a second.')
     .action(async (options: CreateOptions) => {
       const file = options.file ?? loadConfig().auth.keysFile;
       if (!file) throw new Error('name the keys file with --file or API_KEYS_FILE');
       const scopes: Scope[] = options.scope.length > 0 ? options.scope : ['predict', 'tasks:write', 'tasks:read'];
-      const { entry, secret } = await createApiKey(file, { tenant: options.tenant, scopes, id: options.id, buckets: options.bucket, description: options.description });
+      const { entry, secret } = await createApiKey(file, {
+        tenant: options.tenant,
+        scopes,
+        id: options.id,
+        buckets: options.bucket,
+        description: options.description,
+        quotas: { rate_per_s: options.ratePerS, images_in_flight: options.imagesInFlight, images_per_day: options.imagesPerDay },
+      });
       process.stderr.write(`key ${entry.id} for tenant ${entry.tenant} (${entry.scopes.join(', ')}) appended to ${file}\n`);
       process.stdout.write(`${secret}\n`);
       setExitCode(0);
