@@ -2,12 +2,14 @@
  * `npm run bench -- <suite>`: measures side by side in one run and ends with one JSON
  * line `{"suite", "figures", "ratios"}`. Figures come from this machine, this run.
  */
+import { runDecodeMemoryBench } from './decode-memory.bench';
 import { runE2eBench } from './e2e.bench';
 import { runEngineBench } from './engine.bench';
 
 const SUITES: Record<string, () => Promise<BenchResult>> = {
   engine: runEngineBench,
   e2e: runE2eBench,
+  'decode-memory': runDecodeMemoryBench,
 };
 
 export interface BenchResult {

@@ -4,6 +4,7 @@ import { ACCEPTED_FORMATS, formatName, isAccepted, sniffFormat } from './image-f
 import { cmykToRgbLikePil } from './pil-convert';
 import { pilResizeBilinear, type RgbImage } from './pil-resample';
 import type { PreprocessSpec, PreprocessedImage } from './preprocess-spec';
+import { PixelBudget } from './pixel-budget';
 import { planResize } from './resize-plan';
 
 /** What one image may cost. Both are checked before any pixel is decoded. */
@@ -12,6 +13,8 @@ export interface ImageLimits {
   maxImageBytes: number;
   /** Largest image accepted, as width × height claimed by its header (first frame/page). */
   maxImagePixels: number;
+  /** Pixels decoded at once across every image of this preprocessor; default: unbounded. */
+  decodePixelsInFlight?: number;
 }
 
 /**
@@ -39,6 +42,8 @@ export interface ImageLimits {
  */
 export class ImagePreprocessor {
   private readonly limits: ImageLimits;
+  /** Bounds the memory of decoding: pixels of the images decoded and being resized now. */
+  readonly budget?: PixelBudget;
 
   constructor(limits: ImageLimits) {
     for (const key of ['maxImageBytes', 'maxImagePixels'] as const) {
@@ -47,6 +52,7 @@ export class ImagePreprocessor {
       }
     }
     this.limits = { maxImageBytes: limits.maxImageBytes, maxImagePixels: limits.maxImagePixels };
+    if (limits.decodePixelsInFlight !== undefined) this.budget = new PixelBudget(limits.decodePixelsInFlight);
   }
 
   /**
@@ -64,13 +70,17 @@ export class ImagePreprocessor {
         `image is ${input.length} bytes, more than the limit of ${this.limits.maxImageBytes} bytes`,
       );
     }
-    const isCmyk = await this.checkHeader(input);
-    const decoded = await this.decode(input, isCmyk);
-    return resizeAndCrop(decoded, spec);
+    const { isCmyk, pixels } = await this.checkHeader(input);
+    const release = (await this.budget?.acquire(pixels)) ?? (() => undefined);
+    try {
+      return resizeAndCrop(await this.decode(input, isCmyk), spec);
+    } finally {
+      release();
+    }
   }
 
-  /** Reads the header only: format and claimed size. Resolves whether the image is CMYK. */
-  private async checkHeader(input: Buffer): Promise<boolean> {
+  /** Reads the header only: format and claimed size. Resolves whether the image is CMYK, and its pixels. */
+  private async checkHeader(input: Buffer): Promise<{ isCmyk: boolean; pixels: number }> {
     const sniffed = sniffFormat(input);
     if (sniffed !== undefined && !isAccepted(sniffed)) throw unsupported(sniffed);
     let meta: sharp.Metadata;
@@ -91,7 +101,7 @@ export class ImagePreprocessor {
         `${format} image claims ${width}x${height} = ${width * height} pixels, more than the limit of ${this.limits.maxImagePixels}`,
       );
     }
-    return meta.space === 'cmyk';
+    return { isCmyk: meta.space === 'cmyk', pixels: width * height };
   }
 
   /** Decodes to upright 8-bit RGB, the way PIL's exif_transpose + convert('RGB') would. */

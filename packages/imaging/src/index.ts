@@ -3,4 +3,5 @@ export type { PreprocessSpec, PreprocessedImage } from './preprocess-spec';
 export { ImagePreprocessor } from './image-preprocessor';
 export type { ImageLimits } from './image-preprocessor';
 export { writeNormalized } from './normalize';
+export { PixelBudget } from './pixel-budget';
 export { configureDecoder } from './decoder-settings';
