@@ -26,7 +26,6 @@ describe('fuzz: generated requests against a real gateway and worker (whole proc
   const accepted = new Set<string>();
   let cases = 0;
   let baselineFds: number;
-  const openFds = () => readdirSync(`/proc/${cluster.gateway.child.pid}/fd`).length;
 
   before(async () => {
     dataDir = await mkdtemp(join(tmpdir(), 'vq-fuzz-'));
@@ -40,7 +39,7 @@ describe('fuzz: generated requests against a real gateway and worker (whole proc
     const warm = await cluster.request('POST', '/predict', form);
     expect(warm.status).to.equal(200);
     accepted.add(warm.body.task_id);
-    baselineFds = openFds();
+    baselineFds = cluster.gatewayFds();
   });
 
   after(async () => {
@@ -187,8 +186,8 @@ describe('fuzz: generated requests against a real gateway and worker (whole proc
     const temps = existsSync(join(dataDir, bucket)) ? readdirSync(join(dataDir, bucket), { recursive: true }).filter((f) => String(f).includes('.vq-put-')) : [];
     expect(temps).to.deep.equal([]);
     // Wait for the state, not a time: every descriptor a request opened is closed again.
-    for (let i = 0; i < 100 && openFds() > baselineFds; i++) await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(openFds(), 'open descriptors of the gateway').to.be.at.most(baselineFds);
+    for (let i = 0; i < 100 && cluster.gatewayFds() > baselineFds; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(cluster.gatewayFds(), 'open descriptors of the gateway').to.be.at.most(baselineFds);
     process.stderr.write(`      fuzz: ${cases} generated requests, ${accepted.size} accepted as tasks\n`);
     expect(cases).to.be.at.least(100);
   });

@@ -1,21 +1,12 @@
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { bearer, createKey } from '../support/api-keys';
 import { Cluster } from '../support/cluster';
-import { FASHION_DIR, REPO_ROOT } from '../support/model-fixtures';
+import { FASHION_DIR } from '../support/model-fixtures';
 
-const CLI = join(REPO_ROOT, 'apps', 'cli', 'bin', 'visionq.js');
-
-function createKey(file: string, ...args: string[]): string {
-  const run = spawnSync(process.execPath, [CLI, 'keys', 'create', '--file', file, ...args], { encoding: 'utf8' });
-  expect(run.status, run.stderr).to.equal(0);
-  return run.stdout.trim();
-}
-
-const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**

@@ -4,20 +4,10 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { bearer, createKey } from '../support/api-keys';
 import { Cluster } from '../support/cluster';
 import { BUNDLED_MODELS_DIR, FASHION_DIR, REPO_ROOT } from '../support/model-fixtures';
 
-const CLI = join(REPO_ROOT, 'apps', 'cli', 'bin', 'visionq.js');
-
-/** `visionq keys create …` as a user runs it; returns the key it printed. */
-function createKey(file: string, ...args: string[]): string {
-  const run = spawnSync(process.execPath, [CLI, 'keys', 'create', '--file', file, ...args], { encoding: 'utf8' });
-  expect(run.status, run.stderr).to.equal(0);
-  expect(run.stderr).to.match(/appended to/);
-  return run.stdout.trim();
-}
-
-const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
 
 describe('API keys and tenants (whole processes, two gateways)', function () {
   this.timeout(120_000);

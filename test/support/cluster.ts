@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -99,6 +100,11 @@ export class Cluster {
     this.workers.push(worker);
     await this.waitFor(worker, async () => worker.logs.some((l) => l.message === 'worker ready'));
     return worker;
+  }
+
+  /** Open file descriptors of the first gateway right now (Linux). */
+  gatewayFds(): number {
+    return readdirSync(`/proc/${this.gateway.child.pid}/fd`).length;
   }
 
   /** Log lines `message` of one process. */
