@@ -26,7 +26,7 @@ export interface AppParts {
   quotas: TenantQuotas;
   probes: ReadinessProbes;
   /** Largest and deepest JSON body (MAX_JSON_BYTES, MAX_JSON_DEPTH) and the inline results limit (INLINE_RESULTS_LIMIT). */
-  limits: { maxJsonBytes: number; maxJsonDepth: number; inlineResultsLimit: number };
+  limits: { maxJsonBytes: number; maxJsonDepth: number; inlineResultsLimit: number; heartbeatMs: number };
 }
 
 /** The gateway's HTTP surface: every route of DESIGN.md, one error shape. */
@@ -59,7 +59,7 @@ export function createApp(parts: AppParts): Express {
 
   app.use(predictRoutes(parts.submissions, parts.tasks.store));
   app.use(batchRoutes(parts.submissions));
-  app.use(tasksRoutes(parts.tasks, { inlineResultsLimit: parts.limits.inlineResultsLimit, logger }));
+  app.use(tasksRoutes(parts.tasks, { inlineResultsLimit: parts.limits.inlineResultsLimit, heartbeatMs: parts.limits.heartbeatMs, logger }));
   app.use(systemRoutes(parts.catalog, parts.tasks.workers, metrics, parts.probes));
 
   app.use((req, _res, next) => next(new VisionqError(ErrorCode.NotFound, `no route ${req.method} ${req.path}`)));

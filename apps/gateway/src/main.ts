@@ -41,7 +41,7 @@ async function main(): Promise<void> {
     submissions: new SubmissionService(catalog, new AccessPolicy(buckets, config.store), store, tasks.submitter, quotas, { ...config.tasks, ...config.imaging }, metrics, logger),
     quotas,
     probes: { redis: () => redis.ping(), store: () => store.list(config.store.resultsUri, { limit: 1 }) },
-    limits: { maxJsonBytes: config.server.maxJsonBytes, maxJsonDepth: config.server.maxJsonDepth, inlineResultsLimit: config.tasks.inlineResultsLimit },
+    limits: { maxJsonBytes: config.server.maxJsonBytes, maxJsonDepth: config.server.maxJsonDepth, inlineResultsLimit: config.tasks.inlineResultsLimit, heartbeatMs: config.server.eventsHeartbeatMs },
   });
 
   const server = createHttpServer(app, config.server, logger);

@@ -36,6 +36,7 @@ export { ResultStore } from './result.store';
 export type { ResultPage } from './result.store';
 export type { TaskConsumer } from './task.consumer';
 export type { ConsumerOptions } from './task.consumer';
+export { TaskEventHub } from './task.event-hub';
 export { TaskEvents } from './task.events';
 export type { FollowOptions, TaskEnding } from './task.events';
 export { openTasks } from './task.factory';

@@ -19,7 +19,7 @@ export interface FollowOptions {
   blockMs?: number;
 }
 
-type StreamEntry = [id: string, fields: string[]];
+export type StreamEntry = [id: string, fields: string[]];
 
 /**
  * Reads the event logs the TaskStore appends to: a task's own (replay from an entry id,
@@ -88,7 +88,7 @@ function fieldMap(fields: string[]): Record<string, string> {
   return map;
 }
 
-function toTaskEvent(taskId: string, [id, fields]: StreamEntry): TaskEvent {
+export function toTaskEvent(taskId: string, [id, fields]: StreamEntry): TaskEvent {
   const f = fieldMap(fields);
   return {
     id,

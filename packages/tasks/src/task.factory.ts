@@ -9,6 +9,7 @@ import { KeyNamespace } from './key.namespace';
 import { ResultStore } from './result.store';
 import { SourceLister } from './source.lister';
 import { TaskConsumer, type ConsumerOptions } from './task.consumer';
+import { TaskEventHub } from './task.event-hub';
 import { TaskEvents } from './task.events';
 import { TaskQueue } from './task.queue';
 import { TaskStore } from './task.store';
@@ -20,6 +21,8 @@ export interface Tasks {
   readonly keys: KeyNamespace;
   readonly store: TaskStore;
   readonly events: TaskEvents;
+  /** One read loop for every live watcher of this process (SSE); started by the first watcher. */
+  readonly hub: TaskEventHub;
   readonly results: ResultStore;
   readonly queue: TaskQueue;
   readonly idempotency: IdempotencyStore;
@@ -49,10 +52,12 @@ export function openTasks(redis: Redis, config: Pick<Config, 'redis' | 'tasks'>,
   const queue = new TaskQueue(redis, keys.prefix, config.tasks.chunkAttempts, options.onError);
   const idempotency = new IdempotencyStore(redis, keys, config.tasks.retentionSeconds);
   const deadlines = new DeadlineSweeper(store, options.logger);
+  const hub = new TaskEventHub(redis, keys, options.logger);
   return {
     keys,
     store,
     events: new TaskEvents(redis, keys),
+    hub,
     results,
     queue,
     idempotency,
@@ -65,6 +70,7 @@ export function openTasks(redis: Redis, config: Pick<Config, 'redis' | 'tasks'>,
       return new TaskConsumer(redis, keys.prefix, store, processor, lister, consumerOptions, logger);
     },
     close: async () => {
+      await hub.close();
       await deadlines.stop();
       await queue.close();
     },

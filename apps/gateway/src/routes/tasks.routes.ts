@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { Router, type Request, type Response } from 'express';
-import { ErrorCode, isTerminal, resultsQuerySchema, VisionqError, type ResultsPage } from '@visionq/api';
+import { ErrorCode, isTerminal, resultsQuerySchema, VisionqError, type ResultsPage, type TaskEvent } from '@visionq/api';
 import { taskView, type TaskRecord, type Tasks } from '@visionq/tasks';
 import type { Logger } from '@visionq/observability';
 import { canSee } from '@visionq/auth';
@@ -8,7 +8,7 @@ import { principalOf, requireScope } from '../authentication';
 import { parseRequest } from './request-body';
 
 /** `GET /tasks/:id`, `GET /tasks/:id/results`, `DELETE /tasks/:id`. */
-export function tasksRoutes(tasks: Pick<Tasks, 'store' | 'results'>, options: { inlineResultsLimit: number; logger: Logger }): Router {
+export function tasksRoutes(tasks: Pick<Tasks, 'store' | 'results' | 'events' | 'hub'>, options: { inlineResultsLimit: number; heartbeatMs: number; logger: Logger }): Router {
   const router = Router();
 
   /** The task named in the path, if the caller may see it: another tenant's task does not exist for it. */
@@ -31,7 +31,7 @@ export function tasksRoutes(tasks: Pick<Tasks, 'store' | 'results'>, options: { 
     const query = parseRequest(resultsQuerySchema, req.query);
     const ndjson = query.format === 'ndjson' || (query.format === undefined && req.accepts(['application/json', 'application/x-ndjson']) === 'application/x-ndjson');
     if (ndjson) {
-      res.status(200).type('application/x-ndjson');
+      res.status(200).type('application/x-ndjson; charset=utf-8');
       for await (const piece of tasks.results.stream(task)) {
         // A client that goes away never drains: stop reading parts for it.
         if (!res.write(piece)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
@@ -42,6 +42,59 @@ export function tasksRoutes(tasks: Pick<Tasks, 'store' | 'results'>, options: { 
     }
     const page = await tasks.results.page(task, query.cursor ?? null, query.limit);
     res.json({ task_id: task.id, status: task.status, results: page.results, next_cursor: page.nextCursor } satisfies ResultsPage);
+  });
+
+  /**
+   * Server-Sent Events of the task's event log: `progress` (created, running, each committed
+   * chunk or listed page) and `ended`, each with the task view as it stood after the change;
+   * the entry id is the SSE id, so a client resumes with Last-Event-ID. Closed after `ended`.
+   */
+  router.get('/tasks/:id/events', requireScope('tasks:read'), async (req: Request, res: Response) => {
+    const task = await load(req, res);
+    const after = req.get('last-event-id') ?? (typeof req.query.last_event_id === 'string' ? req.query.last_event_id : undefined);
+    if (after !== undefined && !/^\d{1,20}-\d{1,20}$/.test(after)) {
+      throw new VisionqError(ErrorCode.InvalidArgument, 'Last-Event-ID is not an event id this API sent', [{ field: 'Last-Event-ID', message: 'expected <ms>-<seq>' }]);
+    }
+    res.status(200).set({ 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
+    res.flushHeaders();
+    let stop = () => undefined as void;
+    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), options.heartbeatMs);
+    const end = () => {
+      clearInterval(heartbeat);
+      stop();
+      if (!res.writableEnded) res.end();
+    };
+    res.on('close', end);
+    const send = async (event: TaskEvent) => {
+      const record = event.type === 'ended' ? ((await tasks.store.get(task.id)) ?? task) : task;
+      // The record is read once; what changes with each event comes from the event itself.
+      const view = {
+        ...taskView(record),
+        status: event.status,
+        progress: event.progress,
+        started_at: event.type === 'created' ? null : (record.startedAt ?? event.at),
+        finished_at: event.type === 'ended' ? (record.finishedAt ?? event.at) : null,
+      };
+      res.write(`id: ${event.id}\nevent: ${event.type === 'ended' ? 'ended' : 'progress'}\ndata: ${JSON.stringify(view)}\n\n`);
+      if (event.type === 'ended') end();
+    };
+    // Sends in order, even though an `ended` reads the record first.
+    let sending = Promise.resolve();
+    const enqueue = (event: TaskEvent) => (sending = sending.then(() => (res.writableEnded ? undefined : send(event))).catch((err: Error) => {
+      options.logger.warn('event stream write failed', { task_id: task.id, error: err.message });
+      end();
+    }));
+    // The log so far at once, then live through this gateway's one read loop.
+    const past = await tasks.events.replay(task.id, after);
+    for (const event of past) enqueue(event);
+    if (past.some((e) => e.type === 'ended') || res.writableEnded) return;
+    // Ended at or before Last-Event-ID: nothing more will come.
+    if (isTerminal((await tasks.store.status(task.id)) ?? 'failed')) {
+      for (const event of await tasks.events.replay(task.id, past.at(-1)?.id ?? after)) enqueue(event);
+      void sending.then(end);
+      return;
+    }
+    stop = tasks.hub.watch(task.id, past.at(-1)?.id ?? after, enqueue);
   });
 
   router.delete('/tasks/:id', requireScope('tasks:write'), async (req: Request, res: Response) => {
