@@ -659,6 +659,25 @@ describe('@visionq/tasks against Redis', function () {
       expect(await redis.get(KEYS.inFlight(tenant))).to.equal(null);
     });
 
+    it('keeps each model\'s backlog in images not done yet, and the age of its oldest unfinished task', async () => {
+      const model = `m-${randomUUID().slice(0, 8)}`;
+      expect(await tasks.backlog(model)).to.deep.equal({ images: 0, oldestMs: null });
+      const before = Date.now();
+      const a = await tasks.create(taskSpec({ model }), { images: 5, chunks: 2 });
+      const b = await tasks.create(taskSpec({ model, source: 's3://in/p/' }), null);
+      await tasks.commitPage(b.id, 0, 4, 1, true);
+      expect((await tasks.backlog(model)).images).to.equal(9);
+      expect((await tasks.backlog(model)).oldestMs).to.be.within(before - 1000, Date.now() + 1000);
+      await tasks.commitChunk(a.id, 0, { succeeded: 2, failed: 1 });
+      expect((await tasks.backlog(model)).images).to.equal(6);
+      await tasks.cancel(a.id);
+      // A chunk that commits after its task ended changes nothing more.
+      await tasks.commitChunk(a.id, 1, { succeeded: 2, failed: 0 });
+      expect((await tasks.backlog(model)).images).to.equal(4);
+      await tasks.commitChunk(b.id, 0, { succeeded: 4, failed: 0 });
+      expect(await tasks.backlog(model)).to.deep.equal({ images: 0, oldestMs: null });
+    });
+
     it('ends a task past its deadline as failed with timeout, keeping what committed, and forgets ended ones', async () => {
       const sweeper = new DeadlineSweeper(tasks, createLogger({ silent: true }));
       const late = await tasks.create(taskSpec({ deadline: new Date(Date.now() + 60_000).toISOString() }), { images: 4, chunks: 2 });
@@ -821,7 +840,7 @@ describe('@visionq/tasks against Redis', function () {
       }));
       expect(jobs.map((j) => j.data)).to.deep.equal(expected);
       for (const job of jobs) expect(job.opts).to.deep.include({ priority: 4, attempts: 3 });
-      expect(await queue.backlog(MODEL)).to.be.at.least(3);
+      expect((await tasks.backlog(MODEL)).images).to.be.at.least(5);
     });
 
     it('adds nothing when the same chunks are enqueued again', async () => {

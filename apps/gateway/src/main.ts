@@ -29,7 +29,15 @@ async function main(): Promise<void> {
   const quotas = new TenantQuotas(redis, config.redis.prefix);
   const models = catalog.list().map((m) => m.name);
   const metrics = new GatewayMetrics(createMetricsRegistry('gateway'), {
-    backlog: async () => Object.fromEntries(await Promise.all(models.map(async (m) => [m, await tasks.queue.backlog(m)] as const))),
+    backlog: async () =>
+      Object.fromEntries(
+        await Promise.all(
+          models.map(async (m) => {
+            const { images, oldestMs } = await tasks.store.backlog(m);
+            return [m, { images, oldestAgeSeconds: oldestMs === null ? null : Math.max(0, (Date.now() - oldestMs) / 1000) }] as const;
+          }),
+        ),
+      ),
     liveWorkers: async () => (await tasks.workers.live()).length,
   });
   const app = createApp({

@@ -12,8 +12,11 @@ export function createMetricsRegistry(service: 'gateway' | 'worker'): Registry {
 
 /** What the gateway reads at scrape time. Both calls should answer fast; a failure leaves the gauge unset. */
 export interface GatewaySources {
-  /** Jobs waiting per model (chunks, list pages, predicts): what an autoscaler (KEDA) scales workers on. */
-  backlog(): Promise<Record<string, number>>;
+  /**
+   * Per model: images of unfinished tasks not done yet (waiting, delayed or running), what
+   * an autoscaler (KEDA) scales workers on; and the age of its oldest unfinished task.
+   */
+  backlog(): Promise<Record<string, { images: number; oldestAgeSeconds: number | null }>>;
   liveWorkers(): Promise<number>;
 }
 
@@ -36,15 +39,28 @@ export class GatewayMetrics {
       registers: [registry],
     });
     this.tasksSubmitted = new Counter({ name: 'visionq_tasks_submitted_total', help: 'Tasks accepted', labelNames: ['model', 'kind'], registers: [registry] });
+    // One read of the backlog per scrape serves both gauges.
+    let reading: Promise<Awaited<ReturnType<GatewaySources['backlog']>>> | undefined;
+    const backlog = () => (reading ??= sources.backlog().catch(() => ({})).finally(() => setImmediate(() => (reading = undefined))));
     new Gauge({
       name: 'visionq_queue_backlog',
-      help: 'Jobs waiting to be taken, per model',
+      help: 'Images of unfinished tasks not done yet (waiting, delayed or running), per model',
       labelNames: ['model'],
       registers: [registry],
       async collect() {
         this.reset();
         // A scrape must not fail while Redis is down: no series then reads as "unknown".
-        for (const [model, waiting] of Object.entries(await sources.backlog().catch(() => ({})))) this.set({ model }, waiting);
+        for (const [model, { images }] of Object.entries(await backlog())) this.set({ model }, images);
+      },
+    });
+    new Gauge({
+      name: 'visionq_queue_oldest_seconds',
+      help: 'Age of the oldest unfinished task, per model (0 when none)',
+      labelNames: ['model'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const [model, { oldestAgeSeconds }] of Object.entries(await backlog())) this.set({ model }, oldestAgeSeconds ?? 0);
       },
     });
     new Gauge({

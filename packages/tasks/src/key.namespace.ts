@@ -35,6 +35,16 @@ export class KeyNamespace {
     return `${this.prefix}:tasks:deadlines`;
   }
 
+  /** Images of a model's unfinished tasks not done yet: what an autoscaler scales its workers on. */
+  backlog(model: string): string {
+    return `${this.prefix}:model:${model}:backlog`;
+  }
+
+  /** A model's unfinished tasks, by creation (ms since the epoch). */
+  unfinished(model: string): string {
+    return `${this.prefix}:model:${model}:unfinished`;
+  }
+
   /** Images of a tenant's unfinished tasks. */
   inFlight(tenant: string): string {
     return `${this.prefix}:tenant:${tenant}:in_flight`;

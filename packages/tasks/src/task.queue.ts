@@ -62,12 +62,6 @@ export class TaskQueue {
     };
   }
 
-  /** Jobs waiting (not yet taken) in each model's queues: the backlog autoscalers watch. */
-  async backlog(model: string): Promise<number> {
-    const counts = await Promise.all([chunkQueueName(model), predictQueueName(model)].map((n) => this.queue(n).getJobCounts('wait', 'prioritized', 'delayed')));
-    return counts.reduce((sum, c) => sum + (c.wait ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0), 0);
-  }
-
   /** Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {

@@ -38,6 +38,17 @@ const PRELUDE = `
 local task, events, ended = KEYS[1], KEYS[2], KEYS[3]
 local now, maxlen, ended_maxlen = ARGV[1], ARGV[2], ARGV[3]
 
+-- The model's backlog: images of its unfinished tasks not done yet (waiting or running).
+local function adjust_backlog(delta)
+  local backlog = redis.call('HGET', task, 'backlog_key')
+  if backlog and delta ~= 0 and redis.call('INCRBY', backlog, delta) <= 0 then redis.call('DEL', backlog) end
+end
+
+local function is_live()
+  local status = redis.call('HGET', task, 'status')
+  return status == 'queued' or status == 'running'
+end
+
 local function emit(kind, extra_name, extra_value)
   local h = redis.call('HMGET', task, 'id', 'status', 'total', 'done', 'succeeded', 'failed', 'error')
   local fields = {'type', kind, 'status', h[2], 'total', h[3], 'done', h[4], 'succeeded', h[5], 'failed', h[6], 'at', now}
@@ -53,6 +64,10 @@ local function emit(kind, extra_name, extra_value)
     if in_flight and redis.call('DECRBY', in_flight, h[3]) <= 0 then redis.call('DEL', in_flight) end
     local deadlines = redis.call('HGET', task, 'deadlines_key')
     if deadlines then redis.call('ZREM', deadlines, h[1]) end
+    -- What was never done leaves its model's backlog with it.
+    adjust_backlog(tonumber(h[4]) - tonumber(h[3]))
+    local unfinished = redis.call('HGET', task, 'unfinished_key')
+    if unfinished then redis.call('ZREM', unfinished, h[1]) end
   end
 end
 
@@ -86,7 +101,8 @@ end
 `;
 
 /**
- * KEYS[4..5]: the tenant's images in flight, the deadlines; ARGV[4..7]: ttl, the task's
+ * KEYS[4..7]: the tenant's images in flight, the deadlines, the model's backlog and its
+ * unfinished tasks by age; ARGV[4..7]: ttl, the task's
  * images, the most its tenant may have in flight (0: no limit), its deadline in ms since
  * the epoch (0: none); ARGV[8..]: the hash's field/value pairs. 0 when over the limit.
  */
@@ -99,8 +115,12 @@ if deadline > 0 then
   redis.call('HSET', task, 'deadlines_key', KEYS[5])
   redis.call('ZADD', KEYS[5], deadline, redis.call('HGET', task, 'id'))
 end
+redis.call('HSET', task, 'backlog_key', KEYS[6], 'unfinished_key', KEYS[7])
+local clock = redis.call('TIME')
+redis.call('ZADD', KEYS[7], tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000), redis.call('HGET', task, 'id'))
 redis.call('EXPIRE', task, ARGV[4])
 count_in_flight(images, ARGV[4])
+adjust_backlog(images)
 emit('created')
 return 1
 `;
@@ -114,6 +134,8 @@ end
 if redis.call('SADD', KEYS[4], ARGV[4]) == 0 then return 'duplicate' end
 redis.call('EXPIRE', KEYS[4], ARGV[7])
 local s, f = tonumber(ARGV[5]), tonumber(ARGV[6])
+-- A chunk of an ended task still counts as done, but its images left the backlog at the end.
+if is_live() then adjust_backlog(-(s + f)) end
 redis.call('HINCRBY', task, 'done', s + f)
 redis.call('HINCRBY', task, 'succeeded', s)
 redis.call('HINCRBY', task, 'failed', f)
@@ -129,6 +151,7 @@ if redis.call('SADD', KEYS[5], ARGV[4]) == 0 then return 'duplicate' end
 redis.call('EXPIRE', KEYS[5], ARGV[8])
 redis.call('HINCRBY', task, 'total', ARGV[5])
 count_in_flight(tonumber(ARGV[5]), ARGV[8])
+if is_live() then adjust_backlog(tonumber(ARGV[5])) end
 redis.call('HINCRBY', task, 'chunks', ARGV[6])
 if ARGV[7] == '1' then redis.call('HSET', task, 'listed', '1') end
 emit('progress', 'page', ARGV[4])
@@ -159,7 +182,7 @@ type Common = [task: string, events: string, ended: string, now: string, maxLen:
 
 interface TaskScripts {
   visionqCreate(
-    ...args: [task: string, events: string, ended: string, inFlight: string, deadlines: string, now: string, maxLen: number, endedMaxLen: number, ttl: number, images: number, most: number, deadline: number, ...fields: string[]]
+    ...args: [task: string, events: string, ended: string, inFlight: string, deadlines: string, backlog: string, unfinished: string, now: string, maxLen: number, endedMaxLen: number, ttl: number, images: number, most: number, deadline: number, ...fields: string[]]
   ): Promise<number>;
   visionqCommitChunk(...args: [task: string, events: string, ended: string, committed: string, now: string, maxLen: number, endedMaxLen: number, chunk: number, succeeded: number, failed: number, ttl: number]): Promise<string>;
   visionqCommitPage(
@@ -185,7 +208,7 @@ export class TaskStore {
   ) {
     this.redis = redis as Redis & TaskScripts;
     if (!('visionqCommitChunk' in redis)) {
-      redis.defineCommand('visionqCreate', { numberOfKeys: 5, lua: CREATE });
+      redis.defineCommand('visionqCreate', { numberOfKeys: 7, lua: CREATE });
       redis.defineCommand('visionqCommitChunk', { numberOfKeys: 4, lua: COMMIT_CHUNK });
       redis.defineCommand('visionqCommitPage', { numberOfKeys: 5, lua: COMMIT_PAGE });
       redis.defineCommand('visionqMarkRunning', { numberOfKeys: 3, lua: MARK_RUNNING });
@@ -238,6 +261,8 @@ export class TaskStore {
       ended,
       this.keys.inFlight(spec.tenant),
       this.keys.deadlines(),
+      this.keys.backlog(spec.model),
+      this.keys.unfinished(spec.model),
       now,
       maxLen,
       endedMaxLen,
@@ -294,6 +319,15 @@ export class TaskStore {
 
   async isCommitted(id: string, chunk: number): Promise<boolean> {
     return (await this.redis.sismember(this.keys.committed(id), String(chunk))) === 1;
+  }
+
+  /**
+   * A model's backlog: images of its unfinished tasks not done yet (waiting, delayed or
+   * running), and when its oldest unfinished task was created (ms since the epoch; null: none).
+   */
+  async backlog(model: string): Promise<{ images: number; oldestMs: number | null }> {
+    const [images, oldest] = await Promise.all([this.redis.get(this.keys.backlog(model)), this.redis.zrange(this.keys.unfinished(model), '0', '0', 'WITHSCORES')]);
+    return { images: Math.max(0, Number(images ?? 0)), oldestMs: oldest.length === 2 ? Number(oldest[1]) : null };
   }
 
   /** Ids of tasks whose deadline has passed by `now` (ms since the epoch) and that have not ended, oldest first. */
