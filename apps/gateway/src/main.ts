@@ -1,6 +1,8 @@
 import { once } from 'node:events';
+import { hostname } from 'node:os';
 import { ConfigError, UnavailableError, VisionqError } from '@visionq/api';
 import { AccessPolicy, ApiKeyStore } from '@visionq/auth';
+import { CallbackService } from '@visionq/callbacks';
 import { loadConfig, type Config } from '@visionq/config';
 import { ModelCatalog } from '@visionq/models';
 import { BucketPolicy, openObjectStore } from '@visionq/object-store';
@@ -27,6 +29,9 @@ async function main(): Promise<void> {
   const tasks = openTasks(redis, config, { store, logger, onError: onRedisError });
   tasks.deadlines.start();
   const quotas = new TenantQuotas(redis, config.redis.prefix);
+  const secretsOf = (tenant: string) => (keys ? keys.webhookSecretsOf(tenant) : config.callbacks.webhookSecret ? [config.callbacks.webhookSecret] : []);
+  const callbacks = new CallbackService(redis, tasks.keys, tasks.store, secretsOf, config.callbacks, `gateway-${hostname()}-${process.pid}`, logger);
+  callbacks.start();
   const models = catalog.list().map((m) => m.name);
   const metrics = new GatewayMetrics(createMetricsRegistry('gateway'), {
     backlog: async () =>
@@ -46,7 +51,7 @@ async function main(): Promise<void> {
     metrics,
     catalog,
     tasks,
-    submissions: new SubmissionService(catalog, new AccessPolicy(buckets, config.store), store, tasks.submitter, quotas, { ...config.tasks, ...config.imaging }, metrics, logger),
+    submissions: new SubmissionService(catalog, new AccessPolicy(buckets, config.store), store, tasks.submitter, quotas, { allowedHosts: config.callbacks.allowedHosts, secretsOf }, { ...config.tasks, ...config.imaging }, metrics, logger),
     quotas,
     probes: { redis: () => redis.ping(), store: () => store.list(config.store.resultsUri, { limit: 1 }) },
     limits: { maxJsonBytes: config.server.maxJsonBytes, maxJsonDepth: config.server.maxJsonDepth, inlineResultsLimit: config.tasks.inlineResultsLimit, heartbeatMs: config.server.eventsHeartbeatMs },
@@ -64,6 +69,7 @@ async function main(): Promise<void> {
     logger.info('stopping', { signal });
     server.close(async () => {
       keys?.close();
+      await callbacks.close();
       await tasks.close();
       store.close();
       await redis.quit().catch((err: Error) => logger.warn('Redis did not take the quit; the connection is dropped', { error: err.message }));

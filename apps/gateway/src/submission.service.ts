@@ -13,6 +13,7 @@ import {
   type SubmitOptions,
 } from '@visionq/api';
 import type { AccessPolicy, Principal } from '@visionq/auth';
+import { checkCallbackUrl } from '@visionq/callbacks';
 import type { Config } from '@visionq/config';
 import type { ModelCatalog } from '@visionq/models';
 import { checkObjectKey, joinObjectUri, parseObjectUri, type ObjectStore } from '@visionq/object-store';
@@ -39,6 +40,12 @@ export interface PredictSubmission {
   result: Promise<ImageResult>;
 }
 
+/** What a `callback_url` is checked against: the hosts allowed over http or inside, and whether its tenant can sign. */
+export interface CallbackPolicy {
+  allowedHosts: readonly string[];
+  secretsOf(tenant: string): string[];
+}
+
 export type SubmissionLimits = Pick<Config['tasks'], 'maxImages' | 'predictTimeoutMs' | 'defaultTimeoutSeconds' | 'retentionSeconds'> &
   Pick<Config['imaging'], 'maxImageBytes'>;
 
@@ -54,6 +61,7 @@ export class SubmissionService {
     private readonly store: ObjectStore,
     private readonly submitter: TaskSubmitter,
     private readonly quotas: TenantQuotas,
+    private readonly callbacks: CallbackPolicy,
     private readonly limits: SubmissionLimits,
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
@@ -67,6 +75,7 @@ export class SubmissionService {
     let submitted: Submitted;
     let charge: { refund(): Promise<void> } | undefined;
     try {
+      if (submission.spec.callbackUrl !== undefined) await this.checkCallback(principal, submission.spec.callbackUrl);
       charge = await this.quotas.chargeImages(principal, 'images' in submission.input ? submission.input.images.length : 0);
       submitted = await this.submitter.submit(submission.spec, submission.input, {
         ...(key === undefined ? {} : { idempotent: { key, digest: submission.digest } }),
@@ -162,9 +171,6 @@ export class SubmissionService {
    * the task's spec. Throws the request's error before anything is stored or enqueued.
    */
   private spec(principal: Principal, id: string, kind: TaskKind, options: SubmitOptions): TaskSpec {
-    if (options.callback_url !== undefined) {
-      throw new VisionqError(ErrorCode.UnsupportedOption, 'callback_url is not supported yet: poll GET /tasks/:id', [{ field: 'callback_url', message: 'not supported' }]);
-    }
     const model = this.catalog.get(options.model);
     const topK = options.top_k ?? Math.min(DEFAULT_TOP_K, model.labels.length);
     if (topK > model.labels.length) {
@@ -190,7 +196,18 @@ export class SubmissionService {
       priority: PRIORITIES[options.priority ?? 'normal'],
       ...(options.metadata === undefined ? {} : { metadata: options.metadata }),
       ...(timeoutS > 0 ? { deadline: new Date(Date.now() + timeoutS * 1000).toISOString() } : {}),
+      ...(options.callback_url === undefined ? {} : { callbackUrl: options.callback_url }),
     };
+  }
+
+  /** A callback the deployment can sign, to a URL that cannot reach its own network (checked after DNS). */
+  private async checkCallback(principal: Principal, url: string): Promise<void> {
+    if (this.callbacks.secretsOf(principal.tenant).length === 0) {
+      throw new VisionqError(ErrorCode.UnsupportedOption, `no webhook secret to sign callbacks of tenant "${principal.tenant}" (WEBHOOK_SECRET, or webhook_secret in its key entry)`, [
+        { field: 'callback_url', message: 'no signing secret' },
+      ]);
+    }
+    await checkCallbackUrl(url, this.callbacks.allowedHosts);
   }
 
   /** An object URI naming one image (not a folder) in a bucket tasks may read. */

@@ -21,6 +21,6 @@ export {
 } from './task.schema';
 export type { BatchRequest, PredictRequest, Priority, SubmitOptions, TaskStatus } from './task.schema';
 export { resultsUrl, statusUrl } from './task-view';
-export type { PredictResponse, ResultsPage, TaskAccepted, TaskFailure, TaskProgress, TaskView } from './task-view';
+export type { CallbackView, PredictResponse, ResultsPage, TaskAccepted, TaskFailure, TaskProgress, TaskView } from './task-view';
 export type { TaskEvent, TaskEventType } from './task-event';
 export type { HealthResponse, ModelsResponse, ModelView, ReadinessResponse } from './system-view';

@@ -32,12 +32,20 @@ export interface TaskView {
   /** Past this the task ends `failed` with `timeout` (from `timeout_s`, or TASK_TIMEOUT_S). */
   deadline?: string;
   error?: TaskFailure;
+  /** The task's callback: where, whether it was delivered, and every attempt (time, status, latency). */
+  callback?: CallbackView;
   metadata?: Record<string, unknown>;
   /** Inline for small tasks once they end. */
   results?: ImageResult[];
   results_url: string;
   /** Folder holding the task's result parts. */
   output: string;
+}
+
+export interface CallbackView {
+  url: string;
+  state: 'pending' | 'delivered' | 'failed';
+  attempts: Array<{ at: string; status?: number; latency_ms: number; error?: string }>;
 }
 
 /** 202 of `POST /batch_predict`. */

@@ -12,6 +12,7 @@ export interface NewKey {
   buckets?: string[];
   description?: string;
   quotas?: Pick<ApiKeyEntry, 'rate_per_s' | 'images_in_flight' | 'images_per_day'>;
+  webhookSecret?: string;
 }
 
 /**
@@ -29,6 +30,7 @@ export async function createApiKey(path: string, key: NewKey): Promise<{ entry: 
     scopes: key.scopes,
     ...(key.buckets?.length ? { buckets: key.buckets } : {}),
     ...(key.description ? { description: key.description } : {}),
+    ...(key.webhookSecret ? { webhook_secret: key.webhookSecret } : {}),
     ...Object.fromEntries(Object.entries(key.quotas ?? {}).filter(([, v]) => v !== undefined)),
     created_at: new Date().toISOString(),
   });

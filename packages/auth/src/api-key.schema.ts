@@ -25,6 +25,8 @@ export const apiKeyEntrySchema = z.strictObject({
   images_in_flight: z.number().int().positive().optional(),
   /** Images this tenant may submit per UTC day. */
   images_per_day: z.number().int().positive().optional(),
+  /** Signs the tenant's callbacks (Standard Webhooks, `whsec_<base64>`); every entry's secret of a tenant signs, so one can be rotated. */
+  webhook_secret: z.string().regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, 'expected whsec_<base64>').optional(),
   created_at: z.string().optional(),
   description: z.string().max(500).optional(),
 });

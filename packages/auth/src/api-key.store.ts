@@ -12,6 +12,7 @@ const WATCH_INTERVAL_MS = 1_000;
 interface LoadedKey {
   hash: Buffer;
   principal: Principal;
+  webhookSecret?: string;
 }
 
 /**
@@ -47,6 +48,11 @@ export class ApiKeyStore {
     return found;
   }
 
+  /** Every callback signing secret of a tenant's entries (two while one is being rotated). */
+  webhookSecretsOf(tenant: string): string[] {
+    return [...new Set(this.keys.filter((k) => k.principal.tenant === tenant && k.webhookSecret).map((k) => k.webhookSecret!))];
+  }
+
   close(): void {
     this.closed = true;
     unwatchFile(this.path);
@@ -80,7 +86,7 @@ export class ApiKeyStore {
       const why = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
       throw new ConfigError(`API_KEYS_FILE=${this.path}: ${why}`, [{ field: 'API_KEYS_FILE', message: why }]);
     }
-    return parsed.data.map((entry) => ({ hash: Buffer.from(entry.key_sha256, 'hex'), principal: principalOf(entry) }));
+    return parsed.data.map((entry) => ({ hash: Buffer.from(entry.key_sha256, 'hex'), principal: principalOf(entry), webhookSecret: entry.webhook_secret }));
   }
 }
 

@@ -42,7 +42,7 @@ export type { FollowOptions, TaskEnding } from './task.events';
 export { openTasks } from './task.factory';
 export type { OpenTasksOptions, Tasks } from './task.factory';
 export { TaskQueue } from './task.queue';
-export type { TaskKind, TaskRecord, TaskSpec } from './task.record';
+export type { CallbackRecord, TaskKind, TaskRecord, TaskSpec } from './task.record';
 export { TaskStore } from './task.store';
 export type { CancelOutcome, ChunkCounts, CommitOutcome, TaskStoreLimits } from './task.store';
 export { TaskSubmitter } from './task.submitter';

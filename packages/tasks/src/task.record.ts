@@ -21,6 +21,14 @@ export interface TaskSpec {
   source?: string;
   /** Past this (ISO 8601) the task ends `failed` with `timeout`; what committed stays. */
   deadline?: string;
+  /** Where the task view is POSTed, signed, when the task ends. */
+  callbackUrl?: string;
+}
+
+/** The deliveries of a task's callback so far. */
+export interface CallbackRecord {
+  state: 'pending' | 'delivered' | 'failed';
+  attempts: Array<{ at: string; status?: number; latency_ms: number; error?: string }>;
 }
 
 /** The task as stored in Redis. Counts are exact: each chunk is counted once, when it commits. */
@@ -40,4 +48,5 @@ export interface TaskRecord extends TaskSpec {
   finishedAt?: string;
   /** Why a task failed. */
   error?: TaskFailure;
+  callback?: CallbackRecord;
 }

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '@visionq/config';
 import { ErrorCode, VisionqError, type TaskStatus } from '@visionq/api';
 import type { KeyNamespace } from './key.namespace';
-import type { TaskRecord, TaskSpec } from './task.record';
+import type { CallbackRecord, TaskRecord, TaskSpec } from './task.record';
 
 /** What a committed chunk adds to its task's progress. */
 export interface ChunkCounts {
@@ -159,6 +159,13 @@ if finish_if_complete(KEYS[4]) == 1 then return 'finished' end
 return 'committed'
 `;
 
+/** KEYS[1]: task; ARGV: field, value. Sets it on a task that still exists (never revives an expired one). */
+const SET_IF_EXISTS = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+`;
+
 const MARK_RUNNING = `${PRELUDE}
 if redis.call('HGET', task, 'status') ~= 'queued' then return 0 end
 redis.call('HSET', task, 'status', 'running', 'started_at', now)
@@ -189,6 +196,7 @@ interface TaskScripts {
     ...args: [task: string, events: string, ended: string, committed: string, pages: string, now: string, maxLen: number, endedMaxLen: number, page: number, images: number, chunks: number, last: string, ttl: number]
   ): Promise<string>;
   visionqMarkRunning(...args: Common): Promise<number>;
+  visionqSetIfExists(task: string, field: string, value: string): Promise<number>;
   visionqEndTask(...args: [...Common, status: string, error: string]): Promise<string>;
 }
 
@@ -213,6 +221,7 @@ export class TaskStore {
       redis.defineCommand('visionqCommitPage', { numberOfKeys: 5, lua: COMMIT_PAGE });
       redis.defineCommand('visionqMarkRunning', { numberOfKeys: 3, lua: MARK_RUNNING });
       redis.defineCommand('visionqEndTask', { numberOfKeys: 3, lua: END_TASK });
+      redis.defineCommand('visionqSetIfExists', { numberOfKeys: 1, lua: SET_IF_EXISTS });
     }
   }
 
@@ -254,6 +263,7 @@ export class TaskStore {
     if (spec.metadata !== undefined) fields.metadata = JSON.stringify(spec.metadata);
     if (spec.source !== undefined) fields.source = spec.source;
     if (spec.deadline !== undefined) fields.deadline = spec.deadline;
+    if (spec.callbackUrl !== undefined) fields.callback_url = spec.callbackUrl;
     const [task, events, ended, now, maxLen, endedMaxLen] = this.common(spec.id, record.createdAt);
     const created = await this.redis.visionqCreate(
       task,
@@ -294,6 +304,8 @@ export class TaskStore {
       metadata: h.metadata === undefined ? undefined : JSON.parse(h.metadata),
       source: h.source,
       deadline: h.deadline,
+      callbackUrl: h.callback_url,
+      callback: h.callback === undefined ? undefined : JSON.parse(h.callback),
       status: h.status as TaskStatus,
       total: Number(h.total),
       done: Number(h.done),
@@ -319,6 +331,18 @@ export class TaskStore {
 
   async isCommitted(id: string, chunk: number): Promise<boolean> {
     return (await this.redis.sismember(this.keys.committed(id), String(chunk))) === 1;
+  }
+
+  /**
+   * Adds one delivery attempt of the task's callback (keeping the newest `keep`) and its
+   * state. Only the one delivery job of the task calls this, so read-modify-write is safe.
+   */
+  async recordCallback(id: string, attempt: CallbackRecord['attempts'][number], state: CallbackRecord['state'], keep: number): Promise<void> {
+    const previous = await this.redis.hget(this.keys.task(id), 'callback');
+    const record: CallbackRecord = previous ? JSON.parse(previous) : { state: 'pending', attempts: [] };
+    record.state = state;
+    record.attempts = [...record.attempts, attempt].slice(-keep);
+    await this.redis.visionqSetIfExists(this.keys.task(id), 'callback', JSON.stringify(record));
   }
 
   /**

@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { intAtLeast } from './arguments';
 import { createApiKey, SCOPES, type Scope } from '@visionq/auth';
+import { newWebhookSecret } from '@visionq/callbacks';
 import { loadConfig } from '@visionq/config';
 
 interface CreateOptions {
@@ -13,6 +14,7 @@ interface CreateOptions {
   ratePerS?: number;
   imagesInFlight?: number;
   imagesPerDay?: number;
+  webhookSecret?: boolean;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -37,6 +39,7 @@ export function registerKeys(program: Command, setExitCode: (code: number) => vo
     .option('--rate-per-s <n>', 'requests per second for the tenant, across gateways', positive)
     .option('--images-in-flight <n>', 'images of the tenant\'s unfinished tasks at once', intAtLeast(1))
     .option('--images-per-day <n>', 'images the tenant may submit per UTC day', intAtLeast(1))
+    .option('--webhook-secret', 'also make the secret that signs the tenant\'s callbacks (printed on a second line)')
     .addHelpText('after', '\nThe key is printed on stdout, and nowhere else: store it now. Gateways pick the new entry up within a second.')
     .action(async (options: CreateOptions) => {
       const file = options.file ?? loadConfig().auth.keysFile;
@@ -49,9 +52,10 @@ export function registerKeys(program: Command, setExitCode: (code: number) => vo
         buckets: options.bucket,
         description: options.description,
         quotas: { rate_per_s: options.ratePerS, images_in_flight: options.imagesInFlight, images_per_day: options.imagesPerDay },
+        ...(options.webhookSecret ? { webhookSecret: newWebhookSecret() } : {}),
       });
       process.stderr.write(`key ${entry.id} for tenant ${entry.tenant} (${entry.scopes.join(', ')}) appended to ${file}\n`);
-      process.stdout.write(`${secret}\n`);
+      process.stdout.write(`${secret}\n${entry.webhook_secret ? `${entry.webhook_secret}\n` : ''}`);
       setExitCode(0);
     });
 }

@@ -1,0 +1,4 @@
+export { checkCallbackUrl } from './callback-url';
+export { CallbackService } from './callback.service';
+export type { CallbackAttempt, CallbackSettings } from './callback.service';
+export { newWebhookSecret, signWebhook, verifyWebhook } from './webhook-signature';
