@@ -75,6 +75,25 @@ describe('outages: no worker, Redis down (whole processes)', function () {
     }
   });
 
+  it('turns readiness false on SIGTERM before it stops serving, then exits 0', async () => {
+    const cluster = await Cluster.start({ moto, bucket, workers: 0, env: { GATEWAY_DRAIN_MS: '1500' } });
+    try {
+      cluster.gateway.child.kill('SIGTERM');
+      let ready: any;
+      for (let i = 0; i < 50; i++) {
+        ready = await cluster.request('GET', '/readyz');
+        if (ready.body.checks?.gateway !== 'ok') break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(ready.status).to.equal(503);
+      expect(ready.body.checks.gateway).to.match(/draining/);
+      expect((await cluster.request('GET', '/healthz')).status).to.equal(200); // still serving while it drains
+      expect(await cluster.gateway.exited).to.equal(0);
+    } finally {
+      await cluster.stop();
+    }
+  });
+
   it('answers 503 at once while Redis is down and takes work again when it is back', async () => {
     const port = await freePort();
     await startRedis(port);

@@ -265,7 +265,7 @@ describe('the spine: gateway, queue, two workers, S3 (whole processes)', functio
     expect(models.body.models[0].input.shape).to.deep.equal(['N', 3, 224, 224]);
     const ready = await cluster.request('GET', '/readyz');
     expect(ready.status).to.equal(200);
-    expect(ready.body.checks).to.deep.equal({ redis: 'ok', store: 'ok', workers: '2 live' });
+    expect(ready.body.checks).to.deep.equal({ gateway: 'ok', redis: 'ok', store: 'ok', workers: '2 live' });
     expect((await cluster.request('GET', '/healthz')).body).to.deep.equal({ status: 'ok' });
     const unknown = await cluster.request('GET', '/tasks/00000000-0000-0000-0000-000000000000');
     expect(unknown.status).to.equal(404);

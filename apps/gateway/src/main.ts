@@ -45,6 +45,7 @@ async function main(): Promise<void> {
       ),
     liveWorkers: async () => (await tasks.workers.live()).length,
   });
+  let stopping = false;
   const app = createApp({
     logger,
     keys,
@@ -53,7 +54,7 @@ async function main(): Promise<void> {
     tasks,
     submissions: new SubmissionService(catalog, new AccessPolicy(buckets, config.store), store, tasks.submitter, quotas, { allowedHosts: config.callbacks.allowedHosts, secretsOf }, { ...config.tasks, ...config.imaging }, metrics, logger),
     quotas,
-    probes: { redis: () => redis.ping(), store: () => store.list(config.store.resultsUri, { limit: 1 }) },
+    probes: { redis: () => redis.ping(), store: () => store.list(config.store.resultsUri, { limit: 1 }), draining: () => stopping },
     limits: { maxJsonBytes: config.server.maxJsonBytes, maxJsonDepth: config.server.maxJsonDepth, inlineResultsLimit: config.tasks.inlineResultsLimit, heartbeatMs: config.server.eventsHeartbeatMs },
   });
 
@@ -62,11 +63,12 @@ async function main(): Promise<void> {
   await once(server, 'listening');
   logger.info('gateway listening', { host: config.server.host, port: config.server.port, models, store: config.store.kind });
 
-  let stopping = false;
-  const stop = (signal: string) => {
+  const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info('stopping', { signal });
+    // Not ready from now on; serving on for GATEWAY_DRAIN_MS lets load balancers notice first.
+    logger.info('stopping: readiness is false, draining', { signal, drain_ms: config.server.drainMs });
+    await new Promise((resolve) => setTimeout(resolve, config.server.drainMs));
     server.close(async () => {
       keys?.close();
       await callbacks.close();
@@ -77,8 +79,8 @@ async function main(): Promise<void> {
     });
     server.closeIdleConnections();
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
 }
 
 /**

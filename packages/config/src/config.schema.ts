@@ -48,6 +48,7 @@ export const VARIABLES = {
   HEADERS_TIMEOUT_MS: { schema: int(100, 600_000), default: '10000', path: 'server.headersTimeoutMs', doc: 'A client must send all its request headers within this; else 408 and the connection is closed.' },
   REQUEST_TIMEOUT_MS: { schema: int(100, 3_600_000), default: '300000', path: 'server.requestTimeoutMs', doc: 'A client must send its whole request (an upload included) within this; else 408 and the connection is closed.' },
   KEEP_ALIVE_TIMEOUT_MS: { schema: int(100, 600_000), default: '5000', path: 'server.keepAliveTimeoutMs', doc: 'An idle keep-alive connection is closed after this.' },
+  GATEWAY_DRAIN_MS: { schema: int(0, 600_000), default: '0', path: 'server.drainMs', doc: 'On SIGTERM a gateway turns `/readyz` false at once and serves on this long before it stops taking connections (set it above your load balancer\'s probe period).' },
   EVENTS_HEARTBEAT_MS: { schema: int(100, 300_000), default: '15000', path: 'server.eventsHeartbeatMs', doc: 'How often `GET /tasks/:id/events` sends a comment line, so proxies keep an idle stream open.' },
   MAX_JSON_BYTES: { schema: int(1), default: String(1024 * 1024), path: 'server.maxJsonBytes', doc: 'Largest JSON request body; larger ones get 413.' },
   REDIS_URL: { schema: z.string().regex(/^rediss?:\/\//, 'expected redis://host:port'), default: 'redis://127.0.0.1:6379', path: 'redis.url', doc: 'Redis holding the queues and task records.' },

@@ -9,6 +9,8 @@ import { requireScope } from '../authentication';
 export interface ReadinessProbes {
   redis(): Promise<unknown>;
   store(): Promise<unknown>;
+  /** True once the gateway is stopping: a load balancer must send it no more requests. */
+  draining(): boolean;
 }
 
 /** `GET /healthz`: the process answers. The one route that needs no key (liveness probes send none). */
@@ -40,6 +42,9 @@ export function systemRoutes(catalog: ModelCatalog, workers: WorkerRegistry, met
 
   router.get('/readyz', async (_req: Request, res: Response) => {
     const checks = await Promise.all([
+      check('gateway', async () => {
+        if (probes.draining()) throw new Error('draining: stopping, takes no new requests');
+      }),
       check('redis', async () => void (await probes.redis())),
       check('store', async () => void (await probes.store())),
       check('workers', async () => {
