@@ -46,7 +46,11 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
   });
   const spec = (): TaskSpec => ({ id: randomUUID(), tenant: 'default', kind: 'batch', model: MODEL, topK: 3, output: OUTPUT, priority: 5 });
   const chunkOf = (task: TaskSpec, images: string[], index = 0): ChunkJobData => ({ taskId: task.id, index, images, model: MODEL, topK: 3, output: OUTPUT });
-  const pipelineOver = (source: ObjectStore) => new ImagePipeline(source, engine.classifier, new ConcurrencyGate(4), config.imaging.maxImageBytes);
+  const pipelineOver = (source: ObjectStore) =>
+    new ImagePipeline(source, engine.classifier, new ConcurrencyGate(4), config.imaging.maxImageBytes, {
+      fetched: (model, seconds) => metrics.fetchSeconds.observe({ model }, seconds),
+      decoded: (model, seconds) => metrics.decodeSeconds.observe({ model }, seconds),
+    });
 
   before(async () => {
     redis = await connectRedis('redis://127.0.0.1:6379', { failFast: false, onError: () => undefined });
@@ -114,6 +118,8 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
       const text = await res.text();
       expect(text).to.match(/^visionq_images_total\{model="fashion-vgg",outcome="succeeded"\} [1-9]\d*$/m);
       expect(text).to.match(/^visionq_chunks_total\{outcome="done"\} [1-9]\d*$/m);
+      expect(text).to.match(/^visionq_fetch_duration_seconds_count\{model="fashion-vgg"\} [1-9]\d*$/m);
+      expect(text).to.match(/^visionq_decode_duration_seconds_count\{model="fashion-vgg"\} [1-9]\d*$/m);
       expect((await fetch(`http://127.0.0.1:${port}/other`)).status).to.equal(404);
     } finally {
       server.close();

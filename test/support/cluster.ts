@@ -67,8 +67,9 @@ export class Cluster {
       RESULTS_URI: `s3://${options.bucket}/results/`,
       MODELS_DIR: BUNDLED_MODELS_DIR,
       WARMUP: 'false',
-      // Two workers share two cores.
+      // Two workers share two cores, and one host: no metrics port each.
       INTRA_OP_THREADS: '1',
+      WORKER_METRICS_PORT: '0',
       LOG_LEVEL: 'info',
       LOG_FORMAT: 'json',
       ...options.env,

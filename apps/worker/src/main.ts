@@ -24,10 +24,16 @@ async function main(): Promise<void> {
     only: config.worker.models.length > 0 ? config.worker.models : undefined,
     onBatch: (model, size, seconds) => {
       metrics.batchSize.observe({ model }, size);
+      metrics.batchFill.observe({ model }, size / maxBatchOf(model));
       metrics.inferenceSeconds.observe({ model }, seconds);
+      metrics.sessionBusySeconds.inc({ model }, seconds);
     },
   });
-  const pipeline = new ImagePipeline(store, classifier, new ConcurrencyGate(config.worker.fetchConcurrency), config.imaging.maxImageBytes);
+  const maxBatchOf = (model: string) => Math.min(config.batching.maxBatchSize, registry.get(model).fixedBatchSize ?? Infinity);
+  const pipeline = new ImagePipeline(store, classifier, new ConcurrencyGate(config.worker.fetchConcurrency), config.imaging.maxImageBytes, {
+    fetched: (model, seconds) => metrics.fetchSeconds.observe({ model }, seconds),
+    decoded: (model, seconds) => metrics.decodeSeconds.observe({ model }, seconds),
+  });
   const tasks = openTasks(redis, config, { store, logger, onError: onRedisError });
   tasks.deadlines.start();
   const models = registry.list().map((m) => m.name);

@@ -84,7 +84,7 @@ export const VARIABLES = {
   STALLED_INTERVAL_MS: { schema: int(1000), default: '30000', path: 'worker.stalledIntervalMs', doc: 'How often workers look for chunks whose worker died.' },
   MAX_STALLED_COUNT: { schema: int(0, 100), default: '3', path: 'worker.maxStalledCount', doc: 'Times a chunk may be orphaned by a dying worker and taken up again before its task fails.' },
   DRAIN_TIMEOUT_MS: { schema: int(0, 3_600_000), default: '60000', path: 'worker.drainTimeoutMs', doc: 'On SIGTERM, how long a worker lets its chunks in flight finish before leaving them to other workers.' },
-  WORKER_METRICS_PORT: { schema: int(0, 65535), default: '0', path: 'worker.metricsPort', doc: 'Port where a worker serves `GET /metrics` (Prometheus); 0 = none. Give each worker on one host its own.' },
+  WORKER_METRICS_PORT: { schema: int(0, 65535), default: '9464', path: 'worker.metricsPort', doc: 'Port where a worker serves `GET /metrics` (Prometheus); 0 = none. Give each worker on one host its own.' },
   WORKER_MODELS: { schema: list, default: '', path: 'worker.models', doc: 'Comma list of models a worker serves; empty = every model in `MODELS_DIR`.' },
 } as const;
 

@@ -11,12 +11,19 @@ import type { ImageClassifier } from './image-classifier';
  * An image the store does not have, refuses, holds too large or cannot address becomes
  * that image's error line; a store that cannot be reached throws, so the chunk is retried.
  */
+/** Told how long each image's stages took: for metrics. */
+export interface PipelineObserver {
+  fetched(model: string, seconds: number): void;
+  decoded(model: string, seconds: number): void;
+}
+
 export class ImagePipeline {
   constructor(
     private readonly store: ObjectStore,
     private readonly classifier: ImageClassifier,
     private readonly gate: ConcurrencyGate,
     private readonly maxImageBytes: number,
+    private readonly observer?: PipelineObserver,
   ) {}
 
   /** `signal` aborts images not yet fetched (their chunk's task was cancelled); the call then rejects with its reason. */
@@ -24,8 +31,14 @@ export class ImagePipeline {
     const prepared = await this.gate.run(async () => {
       options.signal?.throwIfAborted();
       return this.classifier.preparing(model, async () => {
+        let started = performance.now();
         const bytes = await this.fetch(uri);
-        return Buffer.isBuffer(bytes) ? await this.classifier.prepare(uri, bytes, model) : bytes;
+        this.observer?.fetched(model, (performance.now() - started) / 1000);
+        if (!Buffer.isBuffer(bytes)) return bytes;
+        started = performance.now();
+        const prepared = await this.classifier.prepare(uri, bytes, model);
+        this.observer?.decoded(model, (performance.now() - started) / 1000);
+        return prepared;
       });
     }, options);
     return 'pixels' in prepared ? this.classifier.infer(prepared, k, options) : prepared;

@@ -6,6 +6,7 @@ export type { BatchHandler, DynamicBatcherOptions } from './dynamic-batcher';
 export { ImageClassifier } from './image-classifier';
 export type { PreparedImage } from './image-classifier';
 export { ImagePipeline } from './image-pipeline';
+export type { PipelineObserver } from './image-pipeline';
 export { InferenceEngine } from './inference-engine';
 export type { BatchingOptions, EngineOptions } from './inference-engine';
 export { ModelRegistry } from './model-registry';

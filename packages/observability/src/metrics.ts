@@ -84,8 +84,18 @@ export class WorkerMetrics {
   readonly chunkSeconds: Histogram;
   readonly batchSize: Histogram<'model'>;
   readonly inferenceSeconds: Histogram<'model'>;
+  readonly fetchSeconds: Histogram<'model'>;
+  readonly decodeSeconds: Histogram<'model'>;
+  readonly batchFill: Histogram<'model'>;
+  readonly sessionBusySeconds: Counter<'model'>;
 
   constructor(readonly registry: Registry) {
+    const stageBuckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+    this.fetchSeconds = new Histogram({ name: 'visionq_fetch_duration_seconds', help: 'Time to read one image from the object store', labelNames: ['model'], buckets: stageBuckets, registers: [registry] });
+    this.decodeSeconds = new Histogram({ name: 'visionq_decode_duration_seconds', help: 'Time to decode and preprocess one image', labelNames: ['model'], buckets: stageBuckets, registers: [registry] });
+    this.batchFill = new Histogram({ name: 'visionq_batch_fill_ratio', help: 'Images of a batch over the largest batch the model takes', labelNames: ['model'], buckets: [0.125, 0.25, 0.5, 0.75, 0.99, 1], registers: [registry] });
+    // rate() of this is the session's busy ratio: the share of time the model computes.
+    this.sessionBusySeconds = new Counter({ name: 'visionq_session_busy_seconds_total', help: 'Time the model session spent running batches', labelNames: ['model'], registers: [registry] });
     this.images = new Counter({ name: 'visionq_images_total', help: 'Images classified (succeeded) or given an error line (failed)', labelNames: ['model', 'outcome'], registers: [registry] });
     this.chunks = new Counter({ name: 'visionq_chunks_total', help: 'Chunks run: done, skipped (already counted or task ended), error (will retry)', labelNames: ['outcome'], registers: [registry] });
     this.chunkSeconds = new Histogram({ name: 'visionq_chunk_duration_seconds', help: 'Time to run one chunk', buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300], registers: [registry] });
