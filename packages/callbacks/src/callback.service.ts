@@ -5,6 +5,7 @@ import type { Logger } from '@visionq/observability';
 import { taskView, type KeyNamespace, type TaskStore } from '@visionq/tasks';
 import { checkCallbackUrl } from './callback-url';
 import { signWebhook } from './webhook-signature';
+import { postWebhook } from './webhook-post';
 
 const QUEUE = 'callbacks';
 const GROUP = 'callbacks';
@@ -125,7 +126,7 @@ export class CallbackService {
     if (Date.now() - endedAt > this.settings.retryWindowSeconds * 1000) {
       throw new UnrecoverableError(`no 2xx within CALLBACK_RETRY_WINDOW_S=${this.settings.retryWindowSeconds}`);
     }
-    const url = await checkCallbackUrl(task.callbackUrl, this.settings.allowedHosts).catch((err: Error) => {
+    const target = await checkCallbackUrl(task.callbackUrl, this.settings.allowedHosts).catch((err: Error) => {
       throw new UnrecoverableError(err.message);
     });
     const body = JSON.stringify(taskView(task));
@@ -135,15 +136,9 @@ export class CallbackService {
     const started = performance.now();
     let attempt: CallbackAttempt;
     try {
-      const res = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(timestamp), 'webhook-signature': signatures.join(' '), 'user-agent': 'visionq-callbacks' },
-        body,
-        redirect: 'manual',
-        signal: AbortSignal.timeout(this.settings.timeoutMs),
-      });
-      await res.body?.cancel();
-      attempt = { at: new Date().toISOString(), status: res.status, latency_ms: Math.round(performance.now() - started) };
+      const headers = { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(timestamp), 'webhook-signature': signatures.join(' '), 'user-agent': 'visionq-callbacks' };
+      const status = await postWebhook(target, headers, body, this.settings.timeoutMs);
+      attempt = { at: new Date().toISOString(), status, latency_ms: Math.round(performance.now() - started) };
     } catch (err) {
       attempt = { at: new Date().toISOString(), latency_ms: Math.round(performance.now() - started), error: (err as Error).message };
     }
