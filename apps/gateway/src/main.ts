@@ -30,8 +30,6 @@ async function main(): Promise<void> {
   tasks.deadlines.start();
   const quotas = new TenantQuotas(redis, config.redis.prefix);
   const secretsOf = (tenant: string) => (keys ? keys.webhookSecretsOf(tenant) : config.callbacks.webhookSecret ? [config.callbacks.webhookSecret] : []);
-  const callbacks = new CallbackService(redis, tasks.keys, tasks.store, secretsOf, config.callbacks, `gateway-${hostname()}-${process.pid}`, logger);
-  callbacks.start();
   const models = catalog.list().map((m) => m.name);
   const metrics = new GatewayMetrics(createMetricsRegistry('gateway'), {
     backlog: async () =>
@@ -44,7 +42,12 @@ async function main(): Promise<void> {
         ),
       ),
     liveWorkers: async () => (await tasks.workers.live()).length,
+    pingRedis: () => redis.ping(),
   });
+  const callbacks = new CallbackService(redis, tasks.keys, tasks.store, secretsOf, config.callbacks, `gateway-${hostname()}-${process.pid}`, logger, (outcome) =>
+    metrics.callbacks.inc({ outcome }),
+  );
+  callbacks.start();
   let stopping = false;
   const app = createApp({
     logger,

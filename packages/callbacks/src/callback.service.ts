@@ -50,6 +50,8 @@ export class CallbackService {
     private readonly settings: CallbackSettings,
     private readonly consumer: string,
     private readonly logger: Logger,
+    /** Told of each attempt's outcome: for metrics. */
+    private readonly onOutcome: (outcome: 'delivered' | 'retried' | 'failed') => void = () => undefined,
   ) {
     this.queue = new Queue(QUEUE, { connection: redis, prefix: keys.prefix });
     this.queue.on('error', (err) => logger.warn('callback queue error', { error: err.message }));
@@ -144,6 +146,7 @@ export class CallbackService {
     }
     const delivered = attempt.status !== undefined && attempt.status >= 200 && attempt.status < 300;
     await this.tasks.recordCallback(task.id, attempt, delivered ? 'delivered' : 'pending', ATTEMPTS_SHOWN);
+    this.onOutcome(delivered ? 'delivered' : 'retried');
     if (!delivered) throw new Error(attempt.error ?? `the receiver answered ${attempt.status}`);
     this.logger.info('callback delivered', { task_id: task.id, attempts: job.attemptsMade + 1 });
   }
@@ -152,6 +155,7 @@ export class CallbackService {
   private async gaveUp(job: Job<{ taskId: string }> | undefined, err: Error): Promise<void> {
     if (!job || (await job.getState()) !== 'failed') return;
     this.logger.error('callback failed for good', { task_id: job.data.taskId, attempts: job.attemptsMade, error: err.message });
+    this.onOutcome('failed');
     await this.tasks.recordCallback(job.data.taskId, { at: new Date().toISOString(), latency_ms: 0, error: `given up: ${err.message}` }, 'failed', ATTEMPTS_SHOWN).catch((failure: Error) =>
       this.logger.error('could not record a failed callback', { task_id: job.data.taskId, error: failure.message }),
     );

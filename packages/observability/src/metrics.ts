@@ -18,6 +18,8 @@ export interface GatewaySources {
    */
   backlog(): Promise<Record<string, { images: number; oldestAgeSeconds: number | null }>>;
   liveWorkers(): Promise<number>;
+  /** Resolves when Redis answers. */
+  pingRedis(): Promise<unknown>;
 }
 
 /** The gateway's series; `GET /metrics` serves `registry`. */
@@ -25,6 +27,7 @@ export class GatewayMetrics {
   readonly requests: Counter<'method' | 'route' | 'status'>;
   readonly requestSeconds: Histogram<'method' | 'route'>;
   readonly tasksSubmitted: Counter<'model' | 'kind'>;
+  readonly callbacks: Counter<'outcome'>;
 
   constructor(
     readonly registry: Registry,
@@ -39,6 +42,16 @@ export class GatewayMetrics {
       registers: [registry],
     });
     this.tasksSubmitted = new Counter({ name: 'visionq_tasks_submitted_total', help: 'Tasks accepted', labelNames: ['model', 'kind'], registers: [registry] });
+    this.callbacks = new Counter({ name: 'visionq_callbacks_total', help: 'Callback attempts: delivered, retried (will try again), failed (given up)', labelNames: ['outcome'], registers: [registry] });
+    new Gauge({
+      name: 'visionq_redis_up',
+      help: 'Whether Redis answered this scrape (1) or not (0)',
+      registers: [registry],
+      async collect() {
+        const up = await Promise.race([sources.pingRedis().then(() => 1), new Promise<number>((resolve) => setTimeout(() => resolve(0), 2_000).unref())]).catch(() => 0);
+        this.set(up);
+      },
+    });
     // One read of the backlog per scrape serves both gauges.
     let reading: Promise<Awaited<ReturnType<GatewaySources['backlog']>>> | undefined;
     const backlog = () => (reading ??= sources.backlog().catch(() => ({})).finally(() => setImmediate(() => (reading = undefined))));
