@@ -1,11 +1,9 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Cluster } from '../support/cluster';
-import { FASHION_DIR } from '../support/model-fixtures';
+import { ANKLE_BOOT_PNG } from '../support/model-fixtures';
 import { freePort } from '../support/moto-server';
 import { verify } from '../support/webhook-verifier';
 
@@ -23,7 +21,6 @@ interface Received {
 describe('callbacks: signed, retried, exactly once per task over two gateways and two workers (whole processes)', function () {
   this.timeout(120_000);
   const bucket = `vq-hooks-${randomBytes(4).toString('hex')}`;
-  let dir: string;
   let cluster: Cluster;
   let second: string;
   let receiver: Server;
@@ -31,9 +28,6 @@ describe('callbacks: signed, retried, exactly once per task over two gateways an
   const received: Received[] = [];
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'vq-hooks-'));
-    await mkdir(join(dir, bucket, 'in'), { recursive: true });
-    await writeFile(join(dir, bucket, 'in', 'boot.png'), await readFile(join(FASHION_DIR, '0000-ankle_boot.png')));
     const port = await freePort();
     receiver = createServer((req, res) => {
       let body = '';
@@ -51,15 +45,15 @@ describe('callbacks: signed, retried, exactly once per task over two gateways an
     cluster = await Cluster.start({
       bucket,
       workers: 2,
-      env: { DATA_DIR: dir, WEBHOOK_SECRET: SECRET, CALLBACK_ALLOWED_HOSTS: '127.0.0.1', CALLBACK_BACKOFF_MS: '100' },
+      env: { WEBHOOK_SECRET: SECRET, CALLBACK_ALLOWED_HOSTS: '127.0.0.1', CALLBACK_BACKOFF_MS: '100' },
     });
+    await cluster.putLocal('in/boot.png', await readFile(ANKLE_BOOT_PNG));
     second = await cluster.addGateway();
   });
 
   after(async () => {
     await cluster?.stop();
     receiver?.close();
-    await rm(dir, { recursive: true, force: true });
   });
 
   it('POSTs each ended task once, signed, through a receiver that fails its first attempts, and shows every attempt', async () => {

@@ -1,12 +1,10 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
 import { KeyNamespace, TaskEvents } from '@visionq/tasks';
 import { Cluster } from '../support/cluster';
-import { FASHION_DIR } from '../support/model-fixtures';
+import { ANKLE_BOOT_PNG } from '../support/model-fixtures';
 import { readEvents } from '../support/sse';
 
 const IMAGES = 300;
@@ -15,24 +13,20 @@ const CHUNK_SIZE = 10;
 describe('live progress: GET /tasks/:id/events (whole processes)', function () {
   this.timeout(120_000);
   const bucket = `vq-events-${randomBytes(4).toString('hex')}`;
-  let dir: string;
   let cluster: Cluster;
   let redis: Redis;
   const images = Array.from({ length: IMAGES }, (_, i) => `s3://${bucket}/in/${String(i).padStart(4, '0')}.png`);
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'vq-events-'));
-    await mkdir(join(dir, bucket, 'in'), { recursive: true });
-    const png = await readFile(join(FASHION_DIR, '0000-ankle_boot.png'));
-    await Promise.all(images.map((_, i) => writeFile(join(dir, bucket, 'in', `${String(i).padStart(4, '0')}.png`), png)));
-    cluster = await Cluster.start({ bucket, workers: 1, env: { DATA_DIR: dir, CHUNK_SIZE: String(CHUNK_SIZE), WORKER_CONCURRENCY: '1', EVENTS_HEARTBEAT_MS: '200' } });
+    cluster = await Cluster.start({ bucket, workers: 1, env: { CHUNK_SIZE: String(CHUNK_SIZE), WORKER_CONCURRENCY: '1', EVENTS_HEARTBEAT_MS: '200' } });
+    const png = await readFile(ANKLE_BOOT_PNG);
+    await Promise.all(images.map((_, i) => cluster.putLocal(`in/${String(i).padStart(4, '0')}.png`, png)));
     redis = new Redis('redis://127.0.0.1:6379');
   });
 
   after(async () => {
     redis?.disconnect();
     await cluster?.stop();
-    await rm(dir, { recursive: true, force: true });
   });
 
   it('streams every progress event and ended, resumes after a disconnect with Last-Event-ID, then closes', async () => {

@@ -2,11 +2,10 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Cluster } from '../support/cluster';
-import { FASHION_DIR } from '../support/model-fixtures';
+import { ANKLE_BOOT_PNG } from '../support/model-fixtures';
 import { httpRequest, multipart, rawRequest } from '../support/raw-http';
 
 /** Cases per property, and the most time each may take: the suite stops by itself. */
@@ -18,7 +17,6 @@ const MAX_IMAGE_BYTES = 4_000;
 describe('fuzz: generated requests against a real gateway and worker (whole processes)', function () {
   this.timeout(240_000);
   const bucket = `vq-fuzz-${randomBytes(4).toString('hex')}`;
-  let dataDir: string;
   let cluster: Cluster;
   let port: number;
   let png: Buffer;
@@ -28,9 +26,8 @@ describe('fuzz: generated requests against a real gateway and worker (whole proc
   let baselineFds: number;
 
   before(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'vq-fuzz-'));
-    png = await readFile(join(FASHION_DIR, '0000-ankle_boot.png'));
-    cluster = await Cluster.start({ bucket, workers: 1, env: { DATA_DIR: dataDir, MAX_TASK_IMAGES: '20', PREDICT_TIMEOUT_MS: '30000', MAX_IMAGE_BYTES: String(MAX_IMAGE_BYTES) } });
+    png = await readFile(ANKLE_BOOT_PNG);
+    cluster = await Cluster.start({ bucket, workers: 1, env: { MAX_TASK_IMAGES: '20', PREDICT_TIMEOUT_MS: '30000', MAX_IMAGE_BYTES: String(MAX_IMAGE_BYTES) } });
     port = Number(new URL(cluster.url).port);
     // One of each kind first, so the connections kept for good (Redis, the predict listener) exist from here on.
     await cluster.request('GET', '/readyz');
@@ -44,7 +41,6 @@ describe('fuzz: generated requests against a real gateway and worker (whole proc
 
   after(async () => {
     await cluster?.stop();
-    await rm(dataDir, { recursive: true, force: true });
   });
 
   /** Sends one generated request; whatever it is, the answer is a 2xx, or a 4xx with DESIGN.md's error body. */
@@ -179,11 +175,11 @@ describe('fuzz: generated requests against a real gateway and worker (whole proc
   it('is still answering afterwards, holds no file for a refused request, no temp file and no extra descriptor', async () => {
     expect((await cluster.request('GET', '/healthz')).status).to.equal(200);
     expect((await cluster.request('GET', '/models')).status).to.equal(200);
-    const uploads = join(dataDir, bucket, 'uploads');
+    const uploads = join(cluster.dataDir, bucket, 'uploads');
     const strays = () => (existsSync(uploads) ? readdirSync(uploads).filter((folder) => !accepted.has(folder)) : []);
     for (let i = 0; i < 100 && strays().length > 0; i++) await new Promise((resolve) => setTimeout(resolve, 50));
     expect(strays(), 'upload folders of refused requests').to.deep.equal([]);
-    const temps = existsSync(join(dataDir, bucket)) ? readdirSync(join(dataDir, bucket), { recursive: true }).filter((f) => String(f).includes('.vq-put-')) : [];
+    const temps = existsSync(join(cluster.dataDir, bucket)) ? readdirSync(join(cluster.dataDir, bucket), { recursive: true }).filter((f) => String(f).includes('.vq-put-')) : [];
     expect(temps).to.deep.equal([]);
     // Wait for the state, not a time: every descriptor a request opened is closed again.
     for (let i = 0; i < 100 && cluster.gatewayFds() > baselineFds; i++) await new Promise((resolve) => setTimeout(resolve, 50));

@@ -1,11 +1,10 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Cluster } from '../support/cluster';
-import { FASHION_DIR } from '../support/model-fixtures';
+import { ANKLE_BOOT_PNG } from '../support/model-fixtures';
 import { httpRequest, multipart, rawRequest, type RawReply } from '../support/raw-http';
 
 const BOUNDARY = 'XX';
@@ -38,26 +37,23 @@ function expectError(reply: RawReply, status: number, code: string): void {
 describe('hostile requests: every one answered, nothing crashed, leaked or left behind (whole processes)', function () {
   this.timeout(120_000);
   const bucket = `vq-hostile-${randomBytes(4).toString('hex')}`;
-  let dataDir: string;
   let cluster: Cluster;
   let port: number;
   let png: Buffer;
-  const uploads = () => join(dataDir, bucket, 'uploads');
+  const uploads = () => join(cluster.dataDir, bucket, 'uploads');
 
   before(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'vq-hostile-'));
-    png = await readFile(join(FASHION_DIR, '0000-ankle_boot.png'));
+    png = await readFile(ANKLE_BOOT_PNG);
     cluster = await Cluster.start({
       bucket,
       workers: 1,
-      env: { DATA_DIR: dataDir, HEADERS_TIMEOUT_MS: '1000', REQUEST_TIMEOUT_MS: '2000', PREDICT_TIMEOUT_MS: '20000', MAX_IMAGE_BYTES: '100000' },
+      env: { HEADERS_TIMEOUT_MS: '1000', REQUEST_TIMEOUT_MS: '2000', PREDICT_TIMEOUT_MS: '20000', MAX_IMAGE_BYTES: '100000' },
     });
     port = Number(new URL(cluster.url).port);
   });
 
   after(async () => {
     await cluster?.stop();
-    await rm(dataDir, { recursive: true, force: true });
   });
 
   it('answers a multipart body cut off mid-file with 400, stays up, and keeps none of it', async () => {

@@ -1,11 +1,11 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bearer, createKey } from '../support/api-keys';
 import { Cluster } from '../support/cluster';
-import { FASHION_DIR } from '../support/model-fixtures';
+import { ANKLE_BOOT_PNG } from '../support/model-fixtures';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -30,9 +30,8 @@ describe('quotas and deadlines across two gateways (whole processes)', function 
     key.daily = createKey(keysFile, '--tenant', 'daily', '--images-per-day', '3');
     key.flight = createKey(keysFile, '--tenant', 'flight', '--images-in-flight', '2');
     key.plain = createKey(keysFile, '--tenant', 'plain');
-    await mkdir(join(dir, 'data', bucket, 'in'), { recursive: true });
-    await writeFile(join(dir, 'data', bucket, 'in', 'boot.png'), await readFile(join(FASHION_DIR, '0000-ankle_boot.png')));
-    cluster = await Cluster.start({ bucket, workers: 0, env: { DATA_DIR: join(dir, 'data'), API_KEYS_FILE: keysFile } });
+    cluster = await Cluster.start({ bucket, workers: 0, env: { API_KEYS_FILE: keysFile } });
+    await cluster.putLocal('in/boot.png', await readFile(ANKLE_BOOT_PNG));
     second = await cluster.addGateway();
   });
 

@@ -1,12 +1,12 @@
 import { expect } from 'chai';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bearer, createKey } from '../support/api-keys';
 import { Cluster } from '../support/cluster';
-import { BUNDLED_MODELS_DIR, FASHION_DIR, REPO_ROOT } from '../support/model-fixtures';
+import { ANKLE_BOOT_PNG, BUNDLED_MODELS_DIR, REPO_ROOT } from '../support/model-fixtures';
 
 
 describe('API keys and tenants (whole processes, two gateways)', function () {
@@ -29,12 +29,10 @@ describe('API keys and tenants (whole processes, two gateways)', function () {
     key.acmePredict = createKey(keysFile, '--tenant', 'acme', '--scope', 'predict');
     key.admin = createKey(keysFile, '--tenant', 'ops', '--scope', 'admin');
     key.narrow = createKey(keysFile, '--tenant', 'initech', '--bucket', `s3://${bucket}/in/`);
-    png = await readFile(join(FASHION_DIR, '0000-ankle_boot.png'));
-    await mkdir(join(dir, 'data', bucket, 'in'), { recursive: true });
-    await mkdir(join(dir, 'data', bucket, 'elsewhere'), { recursive: true });
-    await writeFile(join(dir, 'data', bucket, 'in', 'boot.png'), png);
-    await writeFile(join(dir, 'data', bucket, 'elsewhere', 'boot.png'), png);
-    cluster = await Cluster.start({ bucket, workers: 1, env: { DATA_DIR: join(dir, 'data'), API_KEYS_FILE: keysFile } });
+    png = await readFile(ANKLE_BOOT_PNG);
+    cluster = await Cluster.start({ bucket, workers: 1, env: { API_KEYS_FILE: keysFile } });
+    await cluster.putLocal('in/boot.png', png);
+    await cluster.putLocal('elsewhere/boot.png', png);
     second = await cluster.addGateway();
   });
 

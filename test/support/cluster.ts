@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Redis } from 'ioredis';
 import { Queue } from 'bullmq';
 import { chunkQueueName, predictQueueName } from '@visionq/tasks';
@@ -19,7 +21,7 @@ export interface ServiceProcess {
 }
 
 export interface ClusterOptions {
-  /** The S3 server every process uses; without one they use a local store (`DATA_DIR` in `env`). */
+  /** The S3 server every process uses; without one they use a local store in a folder of the cluster's own (`dataDir`). */
   moto?: MotoServer;
   bucket: string;
   workers: number;
@@ -47,6 +49,9 @@ export class Cluster {
   /** Gateways beyond the first, sharing its Redis and store. */
   readonly moreGateways: ServiceProcess[] = [];
   url = '';
+  /** The local store's root, made for this cluster and removed by `stop()`; empty with an S3 server. */
+  dataDir = '';
+  bucket = '';
   private env: Record<string, string> = {};
 
   private constructor() {}
@@ -55,13 +60,15 @@ export class Cluster {
     const cluster = new Cluster();
     const port = await freePort();
     cluster.url = `http://127.0.0.1:${port}`;
+    cluster.bucket = options.bucket;
+    if (!options.moto) cluster.dataDir = await mkdtemp(join(tmpdir(), `${cluster.prefix}-data-`));
     cluster.env = {
       PORT: String(port),
       REDIS_URL: 'redis://127.0.0.1:6379',
       REDIS_PREFIX: cluster.prefix,
       ...(options.moto
         ? { STORE: 's3', S3_ENDPOINT: options.moto.endpoint, S3_FORCE_PATH_STYLE: 'true', S3_ACCESS_KEY_ID: 'test', S3_SECRET_ACCESS_KEY: 'test' }
-        : { STORE: 'local' }),
+        : { STORE: 'local', DATA_DIR: cluster.dataDir }),
       ALLOWED_BUCKETS: options.bucket,
       UPLOADS_URI: `s3://${options.bucket}/uploads/`,
       RESULTS_URI: `s3://${options.bucket}/results/`,
@@ -190,9 +197,18 @@ export class Cluster {
     }
   }
 
-  /** Stops every process (SIGTERM, then SIGKILL) and deletes this cluster's keys. */
+  /** Writes an object of the cluster's bucket straight into its local store. */
+  async putLocal(key: string, bytes: Buffer): Promise<string> {
+    const path = join(this.dataDir, this.bucket, ...key.split('/'));
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, bytes);
+    return `s3://${this.bucket}/${key}`;
+  }
+
+  /** Stops every process (SIGTERM, then SIGKILL), deletes this cluster's keys and its local store. */
   async stop(): Promise<void> {
     await Promise.all([this.gateway, ...this.moreGateways, ...this.workers].filter(Boolean).map((p) => stopProcess(p)));
+    if (this.dataDir) await rm(this.dataDir, { recursive: true, force: true });
     const redis = new Redis('redis://127.0.0.1:6379');
     try {
       await deleteKeys(redis, `${this.prefix}:*`);

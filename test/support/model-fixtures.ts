@@ -30,4 +30,6 @@ export async function editManifest(modelDir: string, edit: (manifest: Record<str
 export const REPO_ROOT = join(__dirname, '..', '..');
 export const PHOTOS_DIR = join(REPO_ROOT, 'test', 'fixtures', 'photos');
 export const FASHION_DIR = join(REPO_ROOT, 'test', 'fixtures', 'fashion-mnist');
+/** One real Fashion-MNIST test image (an ankle boot, class 9): the image most tests send. */
+export const ANKLE_BOOT_PNG = join(FASHION_DIR, '0000-ankle_boot.png');
 export const BUNDLED_MODELS_DIR = join(REPO_ROOT, 'models');
