@@ -6,7 +6,8 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { TaskEvent } from '@visionq/api';
 import type { S3ObjectStore } from '@visionq/object-store';
-import { chunkJobId, chunkQueueName, KeyNamespace, TaskEvents } from '@visionq/tasks';
+import { createLogger } from '@visionq/observability';
+import { chunkJobId, chunkQueueName, KeyNamespace, TaskEventHub, TaskEvents } from '@visionq/tasks';
 import { Cluster, type ServiceProcess } from '../support/cluster';
 import { FASHION_DIR } from '../support/model-fixtures';
 import { createBucket, motoStore, startMotoServer, type MotoServer } from '../support/moto-server';
@@ -62,13 +63,21 @@ describe('worker replicas that die or stop mid-task (whole processes)', function
       env: { CHUNK_SIZE: String(CHUNK_SIZE), LOCK_DURATION_MS: '2000', STALLED_INTERVAL_MS: '1000' },
     });
 
-  /** A live follower of the task's event log from its first entry, as a client of the events would be. */
-  function follow(cluster: Cluster, redis: Redis, taskId: string): Promise<TaskEvent[]> {
-    return (async () => {
-      const seen: TaskEvent[] = [];
-      for await (const event of new TaskEvents(redis, new KeyNamespace(cluster.prefix)).follow(taskId, { blockMs: 1_000 })) seen.push(event);
-      return seen;
-    })();
+  /** A live follower of the task's event log from its first entry, as a gateway's SSE watcher would be. */
+  async function follow(cluster: Cluster, redis: Redis, taskId: string): Promise<TaskEvent[]> {
+    const hub = new TaskEventHub(redis, new KeyNamespace(cluster.prefix), createLogger({ silent: true }));
+    const seen: TaskEvent[] = [];
+    try {
+      await new Promise<void>((resolve) =>
+        hub.watch(taskId, undefined, (event) => {
+          seen.push(event);
+          if (event.type === 'ended') resolve();
+        }),
+      );
+    } finally {
+      await hub.close();
+    }
+    return seen;
   }
 
   /** Each chunk's progress exactly once, counts that only grow, one `ended` last, the same log live and replayed. */

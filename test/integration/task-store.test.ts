@@ -17,6 +17,7 @@ import {
   ResultStore,
   TaskQueue,
   TaskStore,
+  TaskEventHub,
   TaskEvents,
   TaskSubmitter,
   WorkerRegistry,
@@ -746,43 +747,54 @@ describe('@visionq/tasks against Redis', function () {
       const [latest] = (await redis.xrevrange(KEYS.ended(), '+', '-', 'COUNT', 1)) as [string, string[]][];
       const task = await createTask(1, 1);
       await tasks.commitChunk(task.id, 0, { succeeded: 1, failed: 0 });
-      const controller = new AbortController();
-      const seen = [];
-      for await (const ending of events.endings({ after: latest?.[0], signal: controller.signal })) {
-        seen.push(ending);
-        if (ending.task_id === task.id) controller.abort();
-      }
-      expect(seen.filter((e) => e.task_id === task.id)).to.have.length(1);
-      expect(seen.at(-1)).to.deep.include({ task_id: task.id, status: 'succeeded' });
+      const after = (await redis.xrange(KEYS.ended(), latest ? `(${latest[0]}` : '-', '+')) as [string, string[]][];
+      const mine = after.map(([, fields]) => Object.fromEntries(fields.flatMap((_, i) => (i % 2 ? [] : [[fields[i], fields[i + 1]]])))).filter((e) => e.task_id === task.id);
+      expect(mine).to.have.length(1);
+      expect(mine[0]).to.include({ task_id: task.id, status: 'succeeded' });
     });
 
     it('replays from an id, then follows live until ended', async () => {
       const task = await createTask(3, 3);
       const [created] = await events.replay(task.id);
       const received: string[] = [];
-      const following = (async () => {
-        for await (const event of events.follow(task.id, { after: created!.id, blockMs: 200 })) received.push(`${event.type}${event.chunk ?? ''}`);
-      })();
-      await tasks.markRunning(task.id);
-      for (const chunk of [2, 0, 1]) {
-        await sleep(20);
-        await tasks.commitChunk(task.id, chunk, { succeeded: 1, failed: 0 });
+      const hub = new TaskEventHub(redis, KEYS, createLogger({ silent: true }));
+      try {
+        const ended = new Promise<void>((resolve) => {
+          hub.watch(task.id, created!.id, (event) => {
+            received.push(`${event.type}${event.chunk ?? ''}`);
+            if (event.type === 'ended') resolve();
+          });
+        });
+        await tasks.markRunning(task.id);
+        for (const chunk of [2, 0, 1]) {
+          await sleep(20);
+          await tasks.commitChunk(task.id, chunk, { succeeded: 1, failed: 0 });
+        }
+        await ended;
+      } finally {
+        await hub.close();
       }
-      await following;
       expect(received).to.deep.equal(['running', 'progress2', 'progress0', 'progress1', 'ended']);
     });
 
-    it('stops following when its signal aborts', async () => {
+    it('stops delivering to a watcher once it stops watching, and serves many watchers from one loop', async () => {
       const task = await createTask(1, 1);
-      const controller = new AbortController();
-      const received: string[] = [];
-      const following = (async () => {
-        for await (const event of events.follow(task.id, { signal: controller.signal })) received.push(event.type);
-      })();
-      await sleep(50);
-      controller.abort();
-      await following;
-      expect(received).to.deep.equal(['created']);
+      const hub = new TaskEventHub(redis, KEYS, createLogger({ silent: true }));
+      try {
+        const first: string[] = [];
+        const second: string[] = [];
+        const stop = hub.watch(task.id, undefined, (event) => first.push(event.type));
+        hub.watch(task.id, undefined, (event) => second.push(event.type));
+        await sleep(100);
+        stop();
+        expect(hub.watchers).to.equal(1);
+        await tasks.commitChunk(task.id, 0, { succeeded: 1, failed: 0 });
+        for (let i = 0; i < 100 && second.at(-1) !== 'ended'; i++) await sleep(20);
+        expect(first).to.deep.equal(['created']);
+        expect(second).to.deep.equal(['created', 'progress', 'ended']);
+      } finally {
+        await hub.close();
+      }
     });
 
     it('keeps at most TASK_EVENTS_MAXLEN entries, the newest, and expires the log with its task', async () => {

@@ -38,7 +38,6 @@ export type { TaskConsumer } from './task.consumer';
 export type { ConsumerOptions } from './task.consumer';
 export { TaskEventHub } from './task.event-hub';
 export { TaskEvents } from './task.events';
-export type { FollowOptions, TaskEnding } from './task.events';
 export { openTasks } from './task.factory';
 export type { OpenTasksOptions, Tasks } from './task.factory';
 export { TaskQueue } from './task.queue';
