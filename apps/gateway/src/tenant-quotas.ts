@@ -64,8 +64,9 @@ export class TenantQuotas {
 }
 
 /** A limiter's refusal as 429 with its wait; anything else (Redis gone) as it is. */
-function refusal(err: unknown, message: string, retryAfterSeconds = Math.max(1, Math.ceil((err as RateLimiterRes).msBeforeNext / 1000))): unknown {
+function refusal(err: unknown, message: string, retryAfter?: number): unknown {
   if (!(err instanceof RateLimiterRes)) return err;
+  const retryAfterSeconds = retryAfter ?? Math.max(1, Math.ceil(err.msBeforeNext / 1000));
   return new VisionqError(ErrorCode.RateLimited, `${message}; retry after ${retryAfterSeconds} s`, [{ message: 'over quota' }], { retryAfterSeconds });
 }
 
