@@ -68,12 +68,13 @@ describe('hostile requests: every one answered, nothing crashed, leaked or left 
   });
 
   it('closes every file and leaves no temp file or folder when clients hang up mid-upload', async () => {
-    const baseline = cluster.gatewayFds();
+    const before = cluster.gatewayFdTargets();
+    const baseline = before.length;
     const head = httpRequest('POST', '/batch_predict', { ...FORM, 'content-length': '10000000' }, multipart(BOUNDARY, [['files', randomBytes(64 * 1024), 'a.png']], true));
     for (let i = 0; i < 20; i++) await rawRequest(port, head, { hangUp: true });
     // Wait for the state, not a time: every descriptor the uploads opened is closed again.
     for (let i = 0; i < 200 && cluster.gatewayFds() > baseline; i++) await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(cluster.gatewayFds()).to.be.at.most(baseline);
+    expect(cluster.gatewayFds(), `open now: ${cluster.gatewayFdTargets().join(' ')}; before: ${before.join(' ')}`).to.be.at.most(baseline);
     await expectNoUploads(uploads());
   });
 

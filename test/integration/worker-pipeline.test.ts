@@ -11,6 +11,7 @@ import { LocalObjectStore, StoreUnavailableError, type ObjectStore } from '@visi
 import { createLogger, MetricsRegistry, serveMetrics, WorkerMetrics } from '@visionq/observability';
 import { ChunkProcessor, connectRedis, openTasks, ResultStore, type ChunkJobData, type TaskRecord, type Tasks, type TaskSpec } from '@visionq/tasks';
 import { BUNDLED_MODELS_DIR, FASHION_DIR } from '../support/model-fixtures';
+import { rejection } from '../support/promises';
 import { deleteKeys } from '../support/redis-keys';
 
 const MODEL = 'fashion-vgg';
@@ -127,10 +128,10 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
   });
 
   /** The real local store, whose reads fail as an unreachable store's would while `failing()` says so. */
-  function flaky(failing: () => boolean): ObjectStore {
+  function flaky(failing: (uri: string) => boolean): ObjectStore {
     return Object.assign(Object.create(store) as ObjectStore, {
       getBytes: (uri: string, maxBytes: number) =>
-        failing() ? Promise.reject(new StoreUnavailableError(`injected outage reading ${uri}`)) : store.getBytes(uri, maxBytes),
+        failing(uri) ? Promise.reject(new StoreUnavailableError(`injected outage reading ${uri}`)) : store.getBytes(uri, maxBytes),
     });
   }
 
@@ -167,13 +168,96 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
     expect(reads).to.be.at.least(13); // the three failed reads, then every image once more
   });
 
-  it('fails the task with the store\'s error once a chunk has used up its attempts', async () => {
-    const task = await runTask(flaky(() => true), () => submitImages(5));
-    expect(task.status).to.equal('failed');
-    expect(task.error).to.deep.include({ code: 'unavailable' });
-    expect(task.error!.message).to.match(/after 3 attempts: injected outage/);
-    expect(task.done).to.equal(0);
+  it('keeps a chunk that used up its attempts on its task, finishes the others, and a retry runs only it, each image once', async () => {
+    // Chunk 1 (images 05..09) cannot be read while the outage lasts; chunks 0 and 2 can.
+    let outage = true;
+    const source = flaky((uri) => outage && /in\/0[5-9]\.png$/.test(uri));
+    const failed = await runTask(source, () => submitImages(15));
+    expect(failed).to.include({ status: 'failed', total: 15, done: 10, succeeded: 10, failed: 0, retries: 0 });
+    expect(failed.error).to.deep.include({ code: 'unavailable' });
+    expect(failed.error!.message).to.match(/^1 of 3 chunks failed after 3 attempts \(injected outage .*\); POST \/tasks\/.*\/retry runs them again$/);
+    expect(failed.failedChunks).to.have.length(1);
+    expect(failed.failedChunks![0]).to.deep.include({ index: 1, images: 5, attempts: 3 });
+    expect(failed.failedChunks![0]!.error.code).to.equal('unavailable');
+    expect((await tasks.results.page(failed, null, 100)).results).to.have.length(10);
+
+    outage = false;
+    const retried = await runTask(source, async () => {
+      expect(await tasks.submitter.retry(failed, { failedImages: false })).to.equal(1);
+      return failed.id;
+    });
+    expect(retried).to.include({ status: 'succeeded', total: 15, done: 15, succeeded: 15, failed: 0, retries: 1 });
+    expect(retried.failedChunks).to.equal(undefined);
+    expect(retried.error).to.equal(undefined);
+    const images = (await tasks.results.page(retried, null, 100)).results.map((r) => r.image);
+    expect(images).to.deep.equal(Array.from({ length: 15 }, (_, i) => `s3://visionq/in/${String(i).padStart(2, '0')}.png`));
+    const events = await tasks.events.replay(failed.id);
+    expect(events.map((e) => e.type)).to.deep.equal(['created', 'running', 'progress', 'progress', 'progress', 'ended', 'retried', 'progress', 'ended']);
+    expect(events.find((e) => e.type === 'progress' && e.failed_chunk !== undefined)).to.include({ failed_chunk: 1 });
+    expect((await rejection(tasks.submitter.retry(retried, { failedImages: true }))).message).to.match(/cannot be retried: it ended succeeded with no chunk/);
+    await expectNothingInFlight();
   });
+
+  it('reruns, when asked, only the failed images of committed chunks: their new results replace the errors, once', async () => {
+    const task = spec();
+    const images = ['s3://visionq/in/00.png', 's3://visionq/late/a.png', 's3://visionq/in/01.png', 's3://visionq/late/b.png', 's3://visionq/in/02.png', 's3://visionq/in/03.png', 's3://visionq/late/c.png'];
+    const first = await runTask(store, async () => {
+      await tasks.submitter.submit(task, { images });
+      return task.id;
+    });
+    expect(first).to.include({ status: 'completed_with_errors', done: 7, succeeded: 4, failed: 3 });
+    expect((await rejection(tasks.submitter.retry(first, { failedImages: false }))).message).to.match(/with no chunk that used up its attempts \(failed_images: true also runs failed images again\)/);
+
+    // The missing objects arrive; only they run again (chunk 0 has two, chunk 1 one).
+    for (const name of ['a', 'b', 'c']) await store.put(`s3://visionq/late/${name}.png`, png);
+    const reads: string[] = [];
+    const counting = Object.assign(Object.create(store) as ObjectStore, {
+      getBytes: (uri: string, maxBytes: number) => (reads.push(uri), store.getBytes(uri, maxBytes)),
+    });
+    const second = await runTask(counting, async () => {
+      await tasks.submitter.retry(first, { failedImages: true });
+      return task.id;
+    });
+    expect(second).to.include({ status: 'succeeded', total: 7, done: 7, succeeded: 7, failed: 0, retries: 1 });
+    expect(reads.filter((uri) => uri.includes('/in/'))).to.deep.equal([]);
+    expect(reads.filter((uri) => uri.includes('/late/')).sort()).to.deep.equal(['s3://visionq/late/a.png', 's3://visionq/late/b.png', 's3://visionq/late/c.png']);
+    const lines = (await tasks.results.page(second, null, 100)).results;
+    expect(lines.map((l) => l.image)).to.deep.equal(images);
+    expect(lines.every((l) => 'predictions' in l)).to.equal(true);
+    expect((await store.getBytes(ResultStore.partUri(task, 0, 1), 1 << 20)).toString().trim().split('\n')).to.have.length(5);
+    await expectNothingInFlight();
+  });
+
+  it('keeps a listing that used up its attempts, and a retry lists on from that page', async () => {
+    let outage = true;
+    const source = Object.assign(Object.create(store) as ObjectStore, {
+      list: (uri: string, options: { cursor?: string | null; limit: number }) =>
+        outage && options.cursor ? Promise.reject(new StoreUnavailableError('injected listing outage')) : store.list(uri, options),
+    });
+    const task = { ...spec(), source: 's3://visionq/in/' };
+    const failed = await runTask(source, async () => {
+      await tasks.submitter.submit(task, { source: task.source });
+      return task.id;
+    });
+    expect(failed).to.include({ status: 'failed', total: 10, done: 10, listed: false });
+    expect(failed.failedListing).to.deep.include({ page: 1, attempts: 3 });
+    expect(failed.error!.message).to.match(/^the listing of page 1 failed after 3 attempts/);
+    outage = false;
+    const retried = await runTask(source, async () => {
+      await tasks.submitter.retry(failed, { failedImages: false });
+      return task.id;
+    });
+    expect(retried).to.include({ status: 'succeeded', total: 40, done: 40, chunks: 8, listed: true, retries: 1 });
+    expect(retried.failedListing).to.equal(undefined);
+    expect((await tasks.results.page(retried, null, 100)).results).to.have.length(40);
+    await expectNothingInFlight();
+  });
+
+  /** Every task has ended: nothing is left in its model's backlog or its tenant's images in flight. */
+  async function expectNothingInFlight(): Promise<void> {
+    expect(await tasks.store.backlog(MODEL)).to.deep.equal({ images: 0, oldestMs: null });
+    expect(await redis.get(tasks.keys.inFlight('default'))).to.equal(null);
+  }
 
   it('fails a task at once, without retries, when its source cannot be addressed, and lists a good one page by page', async () => {
     const submitSource = (source: string) => async () => {

@@ -117,10 +117,15 @@ export class Cluster {
    * depend on when a background reconnect happened.
    */
   gatewayFds(): number {
+    return this.gatewayFdTargets().length;
+  }
+
+  /** What `gatewayFds` counts: file paths, and `socket:[inode]` of accepted connections. */
+  gatewayFdTargets(): string[] {
     const pid = this.gateway.child.pid;
     const port = Number(new URL(this.url).port);
     const accepted = acceptedSocketInodes(pid!, port);
-    let count = 0;
+    const targets: string[] = [];
     for (const fd of readdirSync(`/proc/${pid}/fd`)) {
       let target: string;
       try {
@@ -129,9 +134,9 @@ export class Cluster {
         continue; // closed while listed
       }
       const socket = /^socket:\[(\d+)\]$/.exec(target);
-      if (socket ? accepted.has(socket[1]!) : target.startsWith('/')) count++;
+      if (socket ? accepted.has(socket[1]!) : target.startsWith('/')) targets.push(target);
     }
-    return count;
+    return targets;
   }
 
   /** Log lines `message` of one process. */

@@ -3,6 +3,7 @@ import type { Request } from 'express';
 import {
   batchFormSchema,
   batchJsonSchema,
+  CALLBACK_EVENTS,
   DEFAULT_TOP_K,
   ErrorCode,
   predictFormSchema,
@@ -178,6 +179,9 @@ export class SubmissionService {
         { field: 'top_k', message: `at most ${model.labels.length}` },
       ]);
     }
+    if (options.events !== undefined && options.callback_url === undefined) {
+      throw new VisionqError(ErrorCode.InvalidArgument, '`events` says what a callback is told of: it needs `callback_url`', [{ field: 'events', message: 'without callback_url' }]);
+    }
     const output = options.output ?? this.access.resultsOf(principal);
     this.checkPrefixUri(principal, output, 'output');
     const timeoutS = options.timeout_s ?? this.limits.defaultTimeoutSeconds;
@@ -196,7 +200,7 @@ export class SubmissionService {
       priority: PRIORITIES[options.priority ?? 'normal'],
       ...(options.metadata === undefined ? {} : { metadata: options.metadata }),
       ...(timeoutS > 0 ? { deadline: new Date(Date.now() + timeoutS * 1000).toISOString() } : {}),
-      ...(options.callback_url === undefined ? {} : { callbackUrl: options.callback_url }),
+      ...(options.callback_url === undefined ? {} : { callbackUrl: options.callback_url, callbackEvents: CALLBACK_EVENTS.filter((e) => e === 'ended' || options.events?.includes(e)) }),
     };
   }
 

@@ -11,16 +11,18 @@ export type { ImageResult, Prediction } from './result-line';
 export {
   batchFormSchema,
   batchJsonSchema,
+  CALLBACK_EVENTS,
   DEFAULT_TOP_K,
   isTerminal,
   predictFormSchema,
   predictJsonSchema,
   PRIORITIES,
   resultsQuerySchema,
+  retryJsonSchema,
   TERMINAL_STATUSES,
 } from './task.schema';
-export type { BatchRequest, PredictRequest, Priority, SubmitOptions, TaskStatus } from './task.schema';
+export type { BatchRequest, CallbackEvent, PredictRequest, Priority, RetryRequest, SubmitOptions, TaskStatus } from './task.schema';
 export { resultsUrl, statusUrl } from './task-view';
-export type { CallbackView, PredictResponse, ResultsPage, TaskAccepted, TaskFailure, TaskProgress, TaskView } from './task-view';
+export type { CallbackView, FailedChunkView, FailedListingView, JobFailureView, PredictResponse, ResultsPage, TaskAccepted, TaskFailure, TaskProgress, TaskView } from './task-view';
 export type { TaskEvent, TaskEventType } from './task-event';
 export type { HealthResponse, ModelsResponse, ModelView, ReadinessResponse } from './system-view';

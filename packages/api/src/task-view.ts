@@ -1,6 +1,6 @@
 import type { ErrorCode } from './error-codes';
 import type { ImageResult, Prediction } from './result-line';
-import type { TaskStatus } from './task.schema';
+import type { CallbackEvent, TaskStatus } from './task.schema';
 
 /** Exact counts: each chunk is counted once, when it commits. */
 export interface TaskProgress {
@@ -32,6 +32,12 @@ export interface TaskView {
   /** Past this the task ends `failed` with `timeout` (from `timeout_s`, or TASK_TIMEOUT_S). */
   deadline?: string;
   error?: TaskFailure;
+  /** Chunks that used up their attempts (at most a hundred, by index): their images are in no result until `POST /tasks/:id/retry` runs them again. */
+  failed_chunks?: FailedChunkView[];
+  /** The `source` page whose listing used up its attempts: no image after it is known until a retry. */
+  failed_listing?: FailedListingView;
+  /** Retries so far (`POST /tasks/:id/retry`). */
+  retries: number;
   /** The task's callback: where, whether it was delivered, and every attempt (time, status, latency). */
   callback?: CallbackView;
   metadata?: Record<string, unknown>;
@@ -42,8 +48,26 @@ export interface TaskView {
   output: string;
 }
 
+/** Why a job used up its attempts. */
+export interface JobFailureView {
+  attempts: number;
+  error: TaskFailure;
+  failed_at: string;
+}
+
+export interface FailedChunkView extends JobFailureView {
+  index: number;
+  images: number;
+}
+
+export interface FailedListingView extends JobFailureView {
+  page: number;
+}
+
 export interface CallbackView {
   url: string;
+  /** What is POSTed: `ended`, and `progress` when asked. */
+  events: CallbackEvent[];
   state: 'pending' | 'delivered' | 'failed';
   attempts: Array<{ at: string; status?: number; latency_ms: number; error?: string }>;
 }

@@ -18,6 +18,11 @@ export const DEFAULT_TOP_K = 5;
 
 const MAX_METADATA_BYTES = 16 * 1024;
 
+/** What a task's callback is told of: `ended` always; `progress` when asked, at most every CALLBACK_PROGRESS_INTERVAL_S. */
+export const CALLBACK_EVENTS = ['progress', 'ended'] as const;
+export type CallbackEvent = (typeof CALLBACK_EVENTS)[number];
+const callbackEvents = z.array(z.enum(CALLBACK_EVENTS)).min(1).max(CALLBACK_EVENTS.length);
+
 /** Most classes one image's answer may list. */
 export const MAX_TOP_K = 1000;
 
@@ -41,6 +46,7 @@ const options = {
   output: folderUriSchema.optional(),
   priority: z.enum(['high', 'normal', 'low']).optional(),
   callback_url: z.string().optional(),
+  events: callbackEvents.optional(),
   metadata: metadata.optional(),
   timeout_s: timeoutS.optional(),
 };
@@ -50,6 +56,12 @@ const formOptions = {
   ...options,
   top_k: wholeNumberText.pipe(topK).optional(),
   timeout_s: wholeNumberText.pipe(timeoutS).optional(),
+  /** A comma list: `progress,ended`. */
+  events: z
+    .string()
+    .transform((text) => text.split(','))
+    .pipe(callbackEvents)
+    .optional(),
   metadata: z
     .string()
     .transform((text, ctx) => {
@@ -89,6 +101,12 @@ export type PredictRequest = z.infer<typeof predictJsonSchema>;
 
 /** Form fields of a multipart `POST /predict`. */
 export const predictFormSchema = z.strictObject({ model: formOptions.model, top_k: formOptions.top_k });
+
+/** `POST /tasks/:id/retry`: the failed chunks always; `failed_images` also runs again every image whose result is an error. */
+export const retryJsonSchema = z.strictObject({
+  failed_images: z.boolean().optional(),
+});
+export type RetryRequest = z.infer<typeof retryJsonSchema>;
 
 /** The query of `GET /tasks/:id/results`. */
 export const resultsQuerySchema = z.object({

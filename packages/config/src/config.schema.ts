@@ -68,6 +68,7 @@ export const VARIABLES = {
   CALLBACK_RETRY_WINDOW_S: { schema: int(1, 30 * 86_400), default: '86400', path: 'callbacks.retryWindowSeconds', doc: 'How long after its task ended a callback is retried before it is recorded as failed.' },
   CALLBACK_TIMEOUT_MS: { schema: int(100, 600_000), default: '10000', path: 'callbacks.timeoutMs', doc: 'Longest one callback attempt may take.' },
   CALLBACK_BACKOFF_MS: { schema: int(10, 3_600_000), default: '1000', path: 'callbacks.backoffMs', doc: 'First wait between callback attempts; it doubles each time (with jitter), up to an hour.' },
+  CALLBACK_PROGRESS_INTERVAL_S: { schema: int(1, 86_400), default: '10', path: 'callbacks.progressIntervalSeconds', doc: 'Least time between two progress callbacks of one task (`events: ["progress"]`); each carries the task view as it is when sent.' },
   CHUNK_SIZE: { schema: int(1, 10_000), default: '64', path: 'tasks.chunkSize', doc: 'Images per chunk: the unit workers share and retry.' },
   MAX_TASK_IMAGES: { schema: int(1), default: '10000', path: 'tasks.maxImages', doc: 'Most images one request may list or upload (a `source` prefix has no limit).' },
   LIST_PAGE_SIZE: { schema: int(1, 1000), default: '1000', path: 'tasks.listPageSize', doc: 'Objects listed per page of a `source` prefix.' },

@@ -41,17 +41,21 @@ export class ChunkProcessor {
   ) {}
 
   async process(chunk: ChunkJobData, options: { urgent: boolean }): Promise<ChunkOutcome> {
-    const log = this.logger.child({ task_id: chunk.taskId, chunk: chunk.index, model: chunk.model });
+    const log = this.logger.child({ task_id: chunk.taskId, chunk: chunk.index, model: chunk.model, ...(chunk.round ? { round: chunk.round } : {}) });
     if (!(await this.claim(chunk, options.urgent))) {
       this.metrics.chunks.inc({ outcome: 'skipped' });
       return { status: 'skipped', succeeded: 0, failed: 0 };
     }
     const started = performance.now();
+    const task = { id: chunk.taskId, output: chunk.output };
+    // A rerun keeps the lines that succeeded and runs the failed ones again.
+    const previous = chunk.rerunFailed ? await this.results.readPart(task, chunk.index, (await this.tasks.partVersions(chunk.taskId)).get(chunk.index) ?? 0) : null;
     const cancel = new AbortController();
     const watch = options.urgent ? undefined : setInterval(() => void this.abortIfEnded(chunk.taskId, cancel, log), this.cancelPollMs);
+    const classify = (uri: string) => this.images.classify(uri, chunk.model, chunk.topK, { urgent: options.urgent, signal: cancel.signal });
     let results: ImageResult[];
     try {
-      results = await Promise.all(chunk.images.map((uri) => this.images.classify(uri, chunk.model, chunk.topK, { urgent: options.urgent, signal: cancel.signal })));
+      results = await Promise.all(previous ? previous.map((line) => ('error' in line ? classify(line.image) : line)) : chunk.images.map(classify));
     } catch (err) {
       if (cancel.signal.aborted) {
         log.info('chunk dropped: its task has ended');
@@ -66,24 +70,35 @@ export class ChunkProcessor {
     }
     const failed = results.filter((r) => 'error' in r).length;
     const succeeded = results.length - failed;
-    await this.results.writePart({ id: chunk.taskId, output: chunk.output }, chunk.index, results);
-    const outcome = await this.tasks.commitChunk(chunk.taskId, chunk.index, { succeeded, failed });
+    const round = chunk.rerunFailed ? chunk.round! : 0;
+    await this.results.writePart(task, chunk.index, results, round);
+    const outcome = chunk.rerunFailed ? await this.tasks.recommitChunk(chunk.taskId, chunk.index, round, failed) : await this.tasks.commitChunk(chunk.taskId, chunk.index, { succeeded, failed });
     const seconds = (performance.now() - started) / 1000;
+    // Of a rerun, only the images run again count: those that failed before.
+    const ran = previous ? previous.filter((line) => 'error' in line).length : results.length;
     this.metrics.chunks.inc({ outcome: 'done' });
     this.metrics.chunkSeconds.observe(seconds);
-    this.metrics.images.inc({ model: chunk.model, outcome: 'succeeded' }, succeeded);
+    this.metrics.images.inc({ model: chunk.model, outcome: 'succeeded' }, ran - failed);
     this.metrics.images.inc({ model: chunk.model, outcome: 'failed' }, failed);
-    log.info('chunk done', { images: results.length, failed, ms: Math.round(seconds * 1000), commit: outcome });
+    log.info(previous ? 'failed images run again' : 'chunk done', { images: ran, failed, ms: Math.round(seconds * 1000), commit: outcome });
     return { status: 'done', succeeded, failed, results: options.urgent ? results : undefined };
   }
 
   /**
    * Whether to run the chunk, marking its task running when so. A waiting client gets its
-   * result even from a re-run; a batch chunk already counted, or of an ended task, is not redone.
+   * result even from a re-run; a batch chunk already counted (or, for a rerun of its failed
+   * images, already rewritten for its round), or of an ended task, is not redone.
    */
   private async claim(chunk: ChunkJobData, urgent: boolean): Promise<boolean> {
     const status = await this.tasks.status(chunk.taskId);
-    if (status === null || (!urgent && (isTerminal(status) || (await this.tasks.isCommitted(chunk.taskId, chunk.index))))) return false;
+    if (status === null) return false;
+    if (!urgent) {
+      if (isTerminal(status)) return false;
+      const done = chunk.rerunFailed
+        ? ((await this.tasks.partVersions(chunk.taskId)).get(chunk.index) ?? 0) >= chunk.round!
+        : await this.tasks.isCommitted(chunk.taskId, chunk.index);
+      if (done) return false;
+    }
     await this.tasks.markRunning(chunk.taskId);
     return true;
   }

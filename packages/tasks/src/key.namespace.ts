@@ -20,6 +20,26 @@ export class KeyNamespace {
     return `${this.prefix}:task:${id}:committed`;
   }
 
+  /** A task's chunks that used up their attempts: index → their job and why (JSON), until a retry takes them. */
+  failedChunks(id: string): string {
+    return `${this.prefix}:task:${id}:failed_chunks`;
+  }
+
+  /** A task's chunks a retry has queued again and that have not yet committed or failed: index → the same entry. */
+  retrying(id: string): string {
+    return `${this.prefix}:task:${id}:retrying`;
+  }
+
+  /** A task's committed chunks that have failed images: index → how many (what `failed_images` retries run again). */
+  chunkFailures(id: string): string {
+    return `${this.prefix}:task:${id}:chunk_failures`;
+  }
+
+  /** A task's chunks whose part a retry rewrote: index → the round of the part readers use. */
+  partVersions(id: string): string {
+    return `${this.prefix}:task:${id}:part_versions`;
+  }
+
   /** Indices of a `source` task's listed pages. */
   pages(id: string): string {
     return `${this.prefix}:task:${id}:pages`;
@@ -28,6 +48,11 @@ export class KeyNamespace {
   /** One stream of every task's ending, for consumers that act on endings (callbacks). */
   ended(): string {
     return `${this.prefix}:tasks:ended`;
+  }
+
+  /** One stream of progress of the tasks whose callback asked for it (`events: ["progress"]`). */
+  progress(): string {
+    return `${this.prefix}:tasks:progress`;
   }
 
   /** Unfinished tasks by deadline (a sorted set, scored in ms since the epoch). */

@@ -28,6 +28,13 @@ export interface ChunkJobData {
   model: string;
   topK: number;
   output: string;
+  /** The retry round that queued it (absent: the submit's). */
+  round?: number;
+  /**
+   * A committed chunk whose failed images a retry runs again: `images` is empty, the
+   * images are those of its part's error lines, and the part is rewritten for `round`.
+   */
+  rerunFailed?: boolean;
 }
 
 /** One page of a `source` prefix: listing it enqueues its chunks and the next page. */
@@ -43,15 +50,25 @@ export interface ListJobData {
   topK: number;
   output: string;
   priority: number;
+  /** The retry round that queued it (absent: the submit's); the chunks and pages it queues belong to it too. */
+  round?: number;
 }
 
-/** Deterministic ids: a re-run that enqueues the same chunk again adds nothing while the first is kept. */
-export function chunkJobId(taskId: string, index: number): string {
-  return `${taskId}-c${index}`;
+/**
+ * Deterministic ids: a re-run that enqueues the same chunk again adds nothing while the
+ * first is kept. Each retry round has ids of its own, as the failed jobs of the round
+ * before are kept by BullMQ for a while under theirs.
+ */
+export function chunkJobId(taskId: string, index: number, round = 0): string {
+  return `${taskId}-c${index}${roundSuffix(round)}`;
 }
 
-export function listJobId(taskId: string, page: number): string {
-  return `${taskId}-l${page}`;
+export function listJobId(taskId: string, page: number, round = 0): string {
+  return `${taskId}-l${page}${roundSuffix(round)}`;
+}
+
+function roundSuffix(round: number): string {
+  return round > 0 ? `-r${round}` : '';
 }
 
 /** Retries (with exponential backoff from 1 s) apply to store and Redis faults only: bad images are results, never retries. */

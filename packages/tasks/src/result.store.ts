@@ -22,7 +22,8 @@ const MAX_PART_BYTES = 256 * 1024 * 1024;
 /**
  * Result parts: one JSON Lines object per chunk, `<output><task id>/part-000042.jsonl`.
  * A chunk that runs twice writes the same part twice, whole; readers use only committed
- * chunks, in chunk order, so every image is read exactly once.
+ * chunks, in chunk order, so every image is read exactly once. A retry that reruns a
+ * chunk's failed images writes a part of its round, and readers take it from the commit on.
  *
  * While a task runs, reading stops at its first chunk not yet committed (the cursor
  * points there, to resume later); once it has ended, chunks that never ran (a cancelled
@@ -39,23 +40,35 @@ export class ResultStore {
     return joinObjectUri(task.output, `${task.id}/`);
   }
 
-  static partUri(task: Pick<TaskRecord, 'id' | 'output'>, chunk: number): string {
-    return `${ResultStore.folderUri(task)}part-${String(chunk).padStart(6, '0')}.jsonl`;
+  /** A chunk's part; a retry that reran its failed images writes it anew for its round (`part-000042.r1.jsonl`). */
+  static partUri(task: Pick<TaskRecord, 'id' | 'output'>, chunk: number, round = 0): string {
+    return `${ResultStore.folderUri(task)}part-${String(chunk).padStart(6, '0')}${round > 0 ? `.r${round}` : ''}.jsonl`;
   }
 
-  async writePart(task: Pick<TaskRecord, 'id' | 'output'>, chunk: number, results: ImageResult[]): Promise<void> {
+  async writePart(task: Pick<TaskRecord, 'id' | 'output'>, chunk: number, results: ImageResult[], round = 0): Promise<void> {
     const body = results.map((r) => JSON.stringify(r) + '\n').join('');
-    await this.store.put(ResultStore.partUri(task, chunk), body, { contentType: 'application/x-ndjson' });
+    await this.store.put(ResultStore.partUri(task, chunk, round), body, { contentType: 'application/x-ndjson' });
+  }
+
+  /** A committed chunk's result lines, from the part of `round`. */
+  async readPart(task: Pick<TaskRecord, 'id' | 'output'>, chunk: number, round: number): Promise<ImageResult[]> {
+    const bytes = await this.openPart(task, chunk, () => this.store.getBytes(ResultStore.partUri(task, chunk, round), MAX_PART_BYTES));
+    return bytes
+      .toString('utf8')
+      .split('\n')
+      .filter((line) => line.length > 0)
+      .map((line) => JSON.parse(line) as ImageResult);
   }
 
   /** Up to `limit` results from `cursor` (or the start). */
   async page(task: TaskRecord, cursor: string | null, limit: number): Promise<ResultPage> {
     let position = cursor === null ? { chunk: 0, line: 0 } : decodeCursor(cursor);
     const results: ImageResult[] = [];
-    for (const chunk of await this.readableChunks(task, position.chunk)) {
+    const [chunks, rounds] = await Promise.all([this.readableChunks(task, position.chunk), this.tasks.partVersions(task.id)]);
+    for (const chunk of chunks) {
       if (chunk === 'pending') return { results, nextCursor: encodeCursor(position) };
       if (chunk > position.chunk) position = { chunk, line: 0 };
-      const lines = await this.readPart(task, chunk);
+      const lines = await this.readPart(task, chunk, rounds.get(chunk) ?? 0);
       const taken = lines.slice(position.line, position.line + (limit - results.length));
       results.push(...taken);
       position = { chunk, line: position.line + taken.length };
@@ -70,9 +83,10 @@ export class ResultStore {
 
   /** Every readable result as JSON Lines, part after part, without holding them in memory. */
   async *stream(task: TaskRecord): AsyncGenerator<Buffer | string> {
-    for (const chunk of await this.readableChunks(task, 0)) {
+    const [chunks, rounds] = await Promise.all([this.readableChunks(task, 0), this.tasks.partVersions(task.id)]);
+    for (const chunk of chunks) {
       if (chunk === 'pending') return;
-      const part = await this.openPart(task, chunk, () => this.store.get(ResultStore.partUri(task, chunk)));
+      const part = await this.openPart(task, chunk, () => this.store.get(ResultStore.partUri(task, chunk, rounds.get(chunk) ?? 0)));
       for await (const piece of part.body as Readable) yield piece as Buffer;
     }
   }
@@ -92,17 +106,8 @@ export class ResultStore {
     return out;
   }
 
-  private async readPart(task: TaskRecord, chunk: number): Promise<ImageResult[]> {
-    const bytes = await this.openPart(task, chunk, () => this.store.getBytes(ResultStore.partUri(task, chunk), MAX_PART_BYTES));
-    return bytes
-      .toString('utf8')
-      .split('\n')
-      .filter((line) => line.length > 0)
-      .map((line) => JSON.parse(line) as ImageResult);
-  }
-
   /** A committed chunk's part is missing only if someone deleted it: that is our failure, not the client's. */
-  private async openPart<T>(task: TaskRecord, chunk: number, read: () => Promise<T>): Promise<T> {
+  private async openPart<T>(task: Pick<TaskRecord, 'id'>, chunk: number, read: () => Promise<T>): Promise<T> {
     try {
       return await read();
     } catch (err) {

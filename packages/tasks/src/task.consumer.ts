@@ -20,8 +20,8 @@ export type ConsumerOptions = Pick<Config['worker'], 'chunkConcurrency' | 'fetch
  * the exact resize on this loop, an image at a time); a dead worker's chunks are, after
  * `lockDurationMs`, and run again elsewhere.
  *
- * The one place a job's failure fails its task: at once when no retry can cure it, or
- * when its retries (or stalls) are used up.
+ * The one place a job's failure is recorded on its task: at once when no retry can cure
+ * it, or when its retries (or stalls) are used up.
  */
 export class TaskConsumer {
   private readonly workers: Worker[] = [];
@@ -92,7 +92,11 @@ export class TaskConsumer {
     }
   }
 
-  /** A job out of retries, stalled too often, or that no retry can cure, ends its task as failed. */
+  /**
+   * A job out of retries, stalled too often, or that no retry can cure, is kept on its task
+   * with why (for `POST /tasks/:id/retry`); the task goes on with its other chunks and ends
+   * `failed` once they are in.
+   */
   private async onFailed(job: Job | undefined, err: Error): Promise<void> {
     if (!job) return;
     const { taskId } = job.data as { taskId: string };
@@ -104,9 +108,14 @@ export class TaskConsumer {
       }
       const permanent = err instanceof PermanentJobError;
       const code = permanent ? err.code : err instanceof VisionqError ? err.code : ErrorCode.Internal;
-      const message = permanent ? `${job.name} ${job.id}: ${err.message}` : `${job.name} ${job.id} failed after ${job.attemptsMade} attempts: ${err.message}`;
-      log.error(permanent ? 'job cannot succeed; failing its task' : 'job failed for good; failing its task', { attempt: job.attemptsMade, error: err.message });
-      await this.tasks.fail(taskId, { code, message });
+      const failure = { attempts: job.attemptsMade, error: { code, message: err.message }, failed_at: new Date().toISOString() };
+      const outcome =
+        job.name === JobName.List ? await this.tasks.failListing(taskId, failure, job.data as ListJobData) : await this.tasks.failChunk(taskId, failure, job.data as ChunkJobData);
+      log.error(permanent ? 'job cannot succeed; kept on its task for a retry' : 'job used up its attempts; kept on its task for a retry', {
+        attempt: job.attemptsMade,
+        error: err.message,
+        outcome,
+      });
     } catch (failure) {
       log.error('could not record a failed job', { error: (failure as Error).message });
     }

@@ -35,6 +35,9 @@ export function toTaskEvent(taskId: string, [id, fields]: StreamEntry): TaskEven
     at: f.at!,
     ...(f.chunk === undefined ? {} : { chunk: Number(f.chunk) }),
     ...(f.page === undefined ? {} : { page: Number(f.page) }),
+    ...(f.failed_chunk === undefined ? {} : { failed_chunk: Number(f.failed_chunk) }),
+    ...(f.failed_page === undefined ? {} : { failed_page: Number(f.failed_page) }),
+    ...(f.round === undefined ? {} : { round: Number(f.round) }),
     ...(f.error === undefined ? {} : { error: JSON.parse(f.error) }),
   };
 }

@@ -26,7 +26,7 @@ export class TaskQueue {
     if (chunks.length === 0) return;
     const opts = { ...jobOptions(this.attempts), priority };
     await this.queue(chunkQueueName(chunks[0]!.model)).addBulk(
-      chunks.map((data) => ({ name: JobName.Chunk, data, opts: { ...opts, jobId: chunkJobId(data.taskId, data.index) } })),
+      chunks.map((data) => ({ name: JobName.Chunk, data, opts: { ...opts, jobId: chunkJobId(data.taskId, data.index, data.round) } })),
     );
   }
 
@@ -34,7 +34,7 @@ export class TaskQueue {
     await this.queue(chunkQueueName(data.model)).add(JobName.List, data, {
       ...jobOptions(this.attempts),
       priority: data.priority,
-      jobId: listJobId(data.taskId, data.page),
+      jobId: listJobId(data.taskId, data.page, data.round),
     });
   }
 

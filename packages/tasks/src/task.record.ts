@@ -1,4 +1,5 @@
-import type { TaskFailure, TaskStatus } from '@visionq/api';
+import type { CallbackEvent, TaskFailure, TaskStatus } from '@visionq/api';
+import type { ChunkJobData, ListJobData } from './queue.jobs';
 
 /** `batch`: a `POST /batch_predict`; `predict`: a `POST /predict` (one image, a client waiting). */
 export type TaskKind = 'batch' | 'predict';
@@ -23,6 +24,8 @@ export interface TaskSpec {
   deadline?: string;
   /** Where the task view is POSTed, signed, when the task ends. */
   callbackUrl?: string;
+  /** What is POSTed there: `ended` always; `progress` too when asked, at most every CALLBACK_PROGRESS_INTERVAL_S. */
+  callbackEvents?: CallbackEvent[];
 }
 
 /** The deliveries of a task's callback so far. */
@@ -49,4 +52,32 @@ export interface TaskRecord extends TaskSpec {
   /** Why a task failed. */
   error?: TaskFailure;
   callback?: CallbackRecord;
+  /** Retries so far (`POST /tasks/:id/retry`): the round the task's latest jobs belong to. */
+  retries: number;
+  /** Chunks that used up their attempts and that no retry has taken back yet (at most a hundred, by index). */
+  failedChunks?: FailedChunkView[];
+  /** The `source` page whose listing used up its attempts. */
+  failedListing?: FailedListing;
+}
+
+/** Why a job used up its attempts. */
+export interface JobFailure {
+  attempts: number;
+  error: TaskFailure;
+  failed_at: string;
+}
+
+/** A chunk that used up its attempts, with its job, kept for a retry. */
+export interface FailedChunk extends JobFailure {
+  index: number;
+  images: number;
+  data: ChunkJobData;
+}
+
+export type FailedChunkView = Omit<FailedChunk, 'data'>;
+
+/** A `source` page whose listing used up its attempts, with its job. */
+export interface FailedListing extends JobFailure {
+  page: number;
+  data: ListJobData;
 }

@@ -72,6 +72,40 @@ export class TaskSubmitter {
     return { record, wait };
   }
 
+  /**
+   * Runs an ended task's failed chunks (and its failed listing) again, as its next retry
+   * round, and with `failedImages` every image whose result is an error; chunks already
+   * counted are never counted again, so each image still counts once. Answers the round. A
+   * task with nothing to run again is 409 `conflict`, saying why; jobs that could not be
+   * queued are 503, and the same call, repeated, queues them (the retry stays under way).
+   */
+  async retry(task: TaskRecord, options: { failedImages: boolean }): Promise<number> {
+    const deadline = task.deadline === undefined ? 0 : Date.parse(task.deadline);
+    if (deadline > 0 && deadline <= Date.now()) throw conflict(task.id, `its deadline (${task.deadline}) has passed`);
+    const retry = await this.tasks.retry(task.id, deadline, options.failedImages);
+    switch (retry.outcome) {
+      case 'missing':
+        throw new VisionqError(ErrorCode.NotFound, `no task ${task.id}`, [{ field: 'id', message: 'unknown or expired task' }]);
+      case 'running':
+        throw conflict(task.id, 'it is still running');
+      case 'nothing':
+        throw conflict(task.id, `it ended ${retry.status} with no chunk that used up its attempts${options.failedImages ? ' and no failed image' : ' (failed_images: true also runs failed images again)'}`);
+      case 'unaccounted':
+        throw conflict(task.id, `it ended ${retry.status} before every chunk had run, so no job was kept to run again`);
+    }
+    const { round } = retry;
+    const chunks = retry.entries.map((e): ChunkJobData =>
+      'data' in e ? { ...e.data, round } : { ...jobParams(task), taskId: task.id, index: e.index, images: [], round, rerunFailed: true },
+    );
+    try {
+      await this.queue.addChunks(chunks, task.priority);
+      if (retry.listing) await this.queue.addList({ ...retry.listing, round });
+    } catch (err) {
+      throw new UnavailableError(`retry ${round} of task ${task.id} could not be queued (${(err as Error).message}); repeat the request to queue it`, { cause: err });
+    }
+    return round;
+  }
+
   private async create(spec: TaskSpec, input: TaskInput, maxInFlight?: number): Promise<TaskRecord> {
     if ('source' in input) {
       const record = await this.tasks.create(spec, null, maxInFlight);
@@ -96,18 +130,23 @@ export class TaskSubmitter {
   }
 }
 
-/** Chunk jobs for `images`, numbered from `firstChunk`. */
+/** Chunk jobs for `images`, numbered from `firstChunk`, of the task's retry `round` when it has one. */
 export function splitIntoChunks(
-  task: Pick<ChunkJobData, 'taskId' | 'model' | 'topK' | 'output'>,
+  task: Pick<ChunkJobData, 'taskId' | 'model' | 'topK' | 'output' | 'round'>,
   images: string[],
   chunkSize: number,
   firstChunk = 0,
 ): ChunkJobData[] {
   const chunks: ChunkJobData[] = [];
+  const round = task.round ? { round: task.round } : {};
   for (let i = 0; i < images.length; i += chunkSize) {
-    chunks.push({ ...jobParams(task), taskId: task.taskId, index: firstChunk + chunks.length, images: images.slice(i, i + chunkSize) });
+    chunks.push({ ...jobParams(task), taskId: task.taskId, index: firstChunk + chunks.length, images: images.slice(i, i + chunkSize), ...round });
   }
   return chunks;
+}
+
+function conflict(taskId: string, why: string): VisionqError {
+  return new VisionqError(ErrorCode.Conflict, `task ${taskId} cannot be retried: ${why}`, [{ field: 'id', message: why }]);
 }
 
 function tenantKey(spec: TaskSpec, idempotent: IdempotentRequest): string {

@@ -15,7 +15,12 @@ export function taskView(task: TaskRecord, results?: ImageResult[]): TaskView {
     finished_at: task.finishedAt ?? null,
     ...(task.deadline === undefined ? {} : { deadline: task.deadline }),
     ...(task.error ? { error: task.error } : {}),
-    ...(task.callbackUrl === undefined ? {} : { callback: { url: task.callbackUrl, ...(task.callback ?? { state: 'pending' as const, attempts: [] }) } }),
+    ...(task.failedChunks ? { failed_chunks: task.failedChunks } : {}),
+    ...(task.failedListing ? { failed_listing: { page: task.failedListing.page, attempts: task.failedListing.attempts, error: task.failedListing.error, failed_at: task.failedListing.failed_at } } : {}),
+    retries: task.retries,
+    ...(task.callbackUrl === undefined
+      ? {}
+      : { callback: { url: task.callbackUrl, events: task.callbackEvents ?? ['ended'], ...(task.callback ?? { state: 'pending' as const, attempts: [] }) } }),
     ...(task.metadata === undefined ? {} : { metadata: task.metadata }),
     ...(results ? { results } : {}),
     results_url: resultsUrl(task.id),

@@ -1,14 +1,14 @@
 import { once } from 'node:events';
 import { Router, type Request, type Response } from 'express';
-import { ErrorCode, isTerminal, resultsQuerySchema, VisionqError, type ResultsPage, type TaskEvent } from '@visionq/api';
+import { ErrorCode, isTerminal, resultsQuerySchema, retryJsonSchema, VisionqError, type ResultsPage, type TaskEvent } from '@visionq/api';
 import { taskView, type TaskRecord, type Tasks } from '@visionq/tasks';
 import type { Logger } from '@visionq/observability';
 import { canSee } from '@visionq/auth';
 import { principalOf, requireScope } from '../authentication';
-import { parseRequest } from './request-body';
+import { parseRequest, requireJson } from './request-body';
 
-/** `GET /tasks/:id`, `GET /tasks/:id/results`, `DELETE /tasks/:id`. */
-export function tasksRoutes(tasks: Pick<Tasks, 'store' | 'results' | 'events' | 'hub'>, options: { inlineResultsLimit: number; heartbeatMs: number; logger: Logger }): Router {
+/** `GET /tasks/:id`, its results and events, `POST /tasks/:id/retry`, `DELETE /tasks/:id`. */
+export function tasksRoutes(tasks: Pick<Tasks, 'store' | 'results' | 'events' | 'hub' | 'submitter'>, options: { inlineResultsLimit: number; heartbeatMs: number; logger: Logger }): Router {
   const router = Router();
 
   /** The task named in the path, if the caller may see it: another tenant's task does not exist for it. */
@@ -46,8 +46,9 @@ export function tasksRoutes(tasks: Pick<Tasks, 'store' | 'results' | 'events' | 
 
   /**
    * Server-Sent Events of the task's event log: `progress` (created, running, each committed
-   * chunk or listed page) and `ended`, each with the task view as it stood after the change;
-   * the entry id is the SSE id, so a client resumes with Last-Event-ID. Closed after `ended`.
+   * or failed chunk, each listed page, a retry) and `ended`, each with the task view as it
+   * stood after the change; the entry id is the SSE id, so a client resumes with
+   * Last-Event-ID. Closed after the log's latest `ended` (a retry adds events after an end).
    */
   router.get('/tasks/:id/events', requireScope('tasks:read'), async (req: Request, res: Response) => {
     const task = await load(req, res);
@@ -65,7 +66,7 @@ export function tasksRoutes(tasks: Pick<Tasks, 'store' | 'results' | 'events' | 
       if (!res.writableEnded) res.end();
     };
     res.on('close', end);
-    const send = async (event: TaskEvent) => {
+    const send = async (event: TaskEvent, last: boolean) => {
       const record = event.type === 'ended' ? ((await tasks.store.get(task.id)) ?? task) : task;
       // The record is read once; what changes with each event comes from the event itself.
       const view = {
@@ -76,25 +77,37 @@ export function tasksRoutes(tasks: Pick<Tasks, 'store' | 'results' | 'events' | 
         finished_at: event.type === 'ended' ? (record.finishedAt ?? event.at) : null,
       };
       res.write(`id: ${event.id}\nevent: ${event.type === 'ended' ? 'ended' : 'progress'}\ndata: ${JSON.stringify(view)}\n\n`);
-      if (event.type === 'ended') end();
+      if (event.type === 'ended' && last) end();
     };
     // Sends in order, even though an `ended` reads the record first.
     let sending = Promise.resolve();
-    const enqueue = (event: TaskEvent) => (sending = sending.then(() => (res.writableEnded ? undefined : send(event))).catch((err: Error) => {
+    const enqueue = (event: TaskEvent, last = true) => (sending = sending.then(() => (res.writableEnded ? undefined : send(event, last))).catch((err: Error) => {
       options.logger.warn('event stream write failed', { task_id: task.id, error: err.message });
       end();
     }));
     // The log so far at once, then live through this gateway's one read loop.
     const past = await tasks.events.replay(task.id, after);
-    for (const event of past) enqueue(event);
-    if (past.some((e) => e.type === 'ended') || res.writableEnded) return;
+    past.forEach((event, i) => enqueue(event, i === past.length - 1));
+    if (past.at(-1)?.type === 'ended' || res.writableEnded) return;
     // Ended at or before Last-Event-ID: nothing more will come.
     if (isTerminal((await tasks.store.status(task.id)) ?? 'failed')) {
-      for (const event of await tasks.events.replay(task.id, past.at(-1)?.id ?? after)) enqueue(event);
+      const rest = await tasks.events.replay(task.id, past.at(-1)?.id ?? after);
+      rest.forEach((event, i) => enqueue(event, i === rest.length - 1));
       void sending.then(end);
       return;
     }
     stop = tasks.hub.watch(task.id, past.at(-1)?.id ?? after, enqueue);
+  });
+
+  /** Runs a failed task's failed chunks again (202, the task view); 409 when it has none. The body is optional. */
+  router.post('/tasks/:id/retry', requireScope('tasks:write'), async (req: Request, res: Response) => {
+    const task = await load(req, res);
+    const hasBody = req.get('content-length') !== undefined ? req.get('content-length') !== '0' : req.get('transfer-encoding') !== undefined;
+    if (hasBody) requireJson(req);
+    const body = hasBody ? parseRequest(retryJsonSchema, req.body) : {};
+    const round = await tasks.submitter.retry(task, { failedImages: body.failed_images === true });
+    options.logger.info('task retried', { task_id: task.id, round, failed_images: body.failed_images === true });
+    res.status(202).json(taskView((await tasks.store.get(task.id)) ?? task));
   });
 
   router.delete('/tasks/:id', requireScope('tasks:write'), async (req: Request, res: Response) => {
