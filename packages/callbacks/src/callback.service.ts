@@ -1,8 +1,7 @@
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Config } from '@visionq/config';
 import type { Logger } from '@visionq/observability';
-import { taskView, type KeyNamespace, type TaskStore } from '@visionq/tasks';
+import { duplicateConnection, taskView, type KeyNamespace, type RedisConnection, type TaskStore } from '@visionq/tasks';
 import { checkCallbackUrl } from './callback-url';
 import { signWebhook } from './webhook-signature';
 import { postWebhook } from './webhook-post';
@@ -37,12 +36,12 @@ export interface CallbackAttempt {
 export class CallbackService {
   private readonly queue: Queue;
   private worker?: Worker;
-  private reader?: Redis;
+  private reader?: RedisConnection;
   private loop?: Promise<void>;
   private closed = false;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: KeyNamespace,
     private readonly tasks: TaskStore,
     /** The signing secrets of a tenant: every current one signs, so a secret can be rotated. */
@@ -58,7 +57,7 @@ export class CallbackService {
   }
 
   start(): void {
-    const connection = this.redis.duplicate({ maxRetriesPerRequest: null });
+    const connection = duplicateConnection(this.redis, { maxRetriesPerRequest: null });
     connection.on('error', (err: Error) => this.logger.debug('callback worker connection error', { error: err.message }));
     this.worker = new Worker(QUEUE, (job: Job<{ taskId: string }>) => this.deliver(job), {
       connection,
@@ -68,7 +67,7 @@ export class CallbackService {
     });
     this.worker.on('failed', (job, err) => void this.gaveUp(job, err));
     this.worker.on('error', (err) => this.logger.warn('callback worker error', { error: err.message }));
-    this.reader = this.redis.duplicate({ maxRetriesPerRequest: null });
+    this.reader = duplicateConnection(this.redis, { maxRetriesPerRequest: null });
     this.reader.on('error', (err: Error) => this.logger.debug('callback reader connection error', { error: err.message }));
     this.loop = this.readEndings().catch((err: unknown) => {
       this.logger.error('callback reader stopped', { error: (err as Error).message });
