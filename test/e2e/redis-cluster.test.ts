@@ -184,6 +184,22 @@ describe('Redis Cluster: a gateway and a worker on three masters (whole processe
     expect(over.status).to.equal(429);
     expect(over.body.error.code).to.equal('rate_limited');
   });
+
+  // Last: it takes the Cluster down (its data with it).
+  it('answers 503 at once while the whole Cluster is down and takes work again when it is back', async () => {
+    const images = await putFashion(cluster, 'outage', 1);
+    await topology.kill();
+    const refused = await cluster.request('POST', '/batch_predict', { images }, auth);
+    expect(refused.status, JSON.stringify(refused.body)).to.equal(503);
+    expect(refused.body.error.code).to.equal('unavailable');
+    expect((await cluster.request('GET', '/readyz', undefined, auth)).status).to.equal(503);
+    await topology.restart();
+    const accepted = await until('a submit accepted', async () => {
+      const reply = await cluster.request('POST', '/batch_predict', { images }, auth);
+      return reply.status === 202 ? reply : undefined;
+    });
+    expect((await cluster.waitForTask(accepted.body.task_id, WAIT_MS, auth)).progress).to.deep.equal({ total: 1, done: 1, succeeded: 1, failed: 0 });
+  });
 });
 
 describe('Redis Sentinel: a gateway and a worker on a master found through a Sentinel (whole processes)', function () {

@@ -17,6 +17,10 @@ export interface RedisTopology {
 export interface RedisClusterTopology extends RedisTopology {
   /** Client ports of the masters. */
   ports: number[];
+  /** Stops every node, keeping their folder: the whole Cluster is down. */
+  kill(): Promise<void>;
+  /** Starts the nodes again from their nodes files (their data is gone); resolves once the Cluster is ok. */
+  restart(): Promise<void>;
 }
 
 export interface RedisSentinelTopology extends RedisTopology {
@@ -56,8 +60,18 @@ export async function startRedisCluster(): Promise<RedisClusterTopology> {
     }
     await Promise.all(ports.map((port) => servers.waitFor(`node-${port}`, port, async (r) => (await r.ping()) === 'PONG')));
     await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: START_TIMEOUT_MS });
-    await Promise.all(ports.map((port) => servers.waitFor(`node-${port}`, port, async (r) => /cluster_state:ok/.test(String(await r.cluster('INFO'))))));
-    return { url: `redis+cluster://${ports.map((p) => `127.0.0.1:${p}`).join(',')}`, ports, stop: () => servers.stopAll() };
+    const clusterOk = () => Promise.all(ports.map((port) => servers.waitFor(`node-${port}`, port, async (r) => /cluster_state:ok/.test(String(await r.cluster('INFO'))))));
+    await clusterOk();
+    return {
+      url: `redis+cluster://${ports.map((p) => `127.0.0.1:${p}`).join(',')}`,
+      ports,
+      kill: () => servers.stopProcesses(),
+      restart: async () => {
+        servers.restartAll();
+        await clusterOk();
+      },
+      stop: () => servers.stopAll(),
+    };
   } catch (err) {
     await servers.stopAll();
     throw err;
@@ -92,7 +106,7 @@ export async function startRedisSentinel(): Promise<RedisSentinelTopology> {
 
 /** The redis-server processes of one topology and their folder. */
 class Servers {
-  private readonly children = new Map<string, { child: ChildProcess; output: () => string; exited: Promise<void> }>();
+  private readonly children = new Map<string, { args: string[]; child: ChildProcess; output: () => string; exited: Promise<void> }>();
   private stopping?: Promise<void>;
 
   constructor(readonly dir: string) {}
@@ -107,7 +121,12 @@ class Servers {
     const killOnExit = () => child.kill('SIGKILL');
     process.once('exit', killOnExit);
     void exited.then(() => process.removeListener('exit', killOnExit));
-    this.children.set(name, { child, output: () => output, exited });
+    this.children.set(name, { args, child, output: () => output, exited });
+  }
+
+  /** Starts every server again with its arguments. */
+  restartAll(): void {
+    for (const [name, { args }] of this.children) this.start(name, args);
   }
 
   /** Polls the server on `port` until `ready` holds; rejects with its output if it exits or takes too long. */
@@ -128,19 +147,24 @@ class Servers {
     }
   }
 
-  /** SIGTERM (then SIGKILL) to every server, then the folder goes. Idempotent. */
+  /** SIGTERM (then SIGKILL) to every server; the folder stays. */
+  async stopProcesses(): Promise<void> {
+    await Promise.all(
+      [...this.children.values()].map(async ({ child, exited }) => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+        await exited;
+        clearTimeout(timer);
+      }),
+    );
+  }
+
+  /** Stops every server, then the folder goes. Idempotent. */
   stopAll(): Promise<void> {
     this.stopping ??= (async () => {
       try {
-        await Promise.all(
-          [...this.children.values()].map(async ({ child, exited }) => {
-            if (child.exitCode !== null || child.signalCode !== null) return;
-            child.kill('SIGTERM');
-            const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-            await exited;
-            clearTimeout(timer);
-          }),
-        );
+        await this.stopProcesses();
       } finally {
         await rm(this.dir, { recursive: true, force: true });
       }
