@@ -87,8 +87,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('@visionq/tasks against Redis', function () {
   before(async () => {
-    redis = await connectRedis(REDIS_URL, { failFast: false, onError: () => undefined });
-    pool = await Promise.all(Array.from({ length: 4 }, () => connectRedis(REDIS_URL, { failFast: false, onError: () => undefined })));
+    redis = (await connectRedis(REDIS_URL, { failFast: false, onError: () => undefined })) as Redis;
+    pool = (await Promise.all(Array.from({ length: 4 }, () => connectRedis(REDIS_URL, { failFast: false, onError: () => undefined })))) as Redis[];
     tasks = new TaskStore(redis, KEYS, LIMITS);
   });
 

@@ -54,7 +54,7 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
     });
 
   before(async () => {
-    redis = await connectRedis('redis://127.0.0.1:6379', { failFast: false, onError: () => undefined });
+    redis = (await connectRedis('redis://127.0.0.1:6379', { failFast: false, onError: () => undefined })) as Redis;
     dataDir = await mkdtemp(join(tmpdir(), 'vq-worker-'));
     store = new LocalObjectStore(dataDir);
     engine = await openClassifier(config, { logger, only: [MODEL] });

@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   const store = openObjectStore(config.store);
   const tasks = openTasks(redis, config, { store, logger, onError: onRedisError });
   tasks.deadlines.start();
-  const quotas = new TenantQuotas(redis, config.redis.prefix);
+  const quotas = new TenantQuotas(redis, tasks.keys.prefix);
   const secretsOf = (tenant: string) => (keys ? keys.webhookSecretsOf(tenant) : config.callbacks.webhookSecret ? [config.callbacks.webhookSecret] : []);
   const models = catalog.list().map((m) => m.name);
   const metrics = new GatewayMetrics(createMetricsRegistry('gateway'), {

@@ -1,8 +1,8 @@
 import type { RequestHandler } from 'express';
-import type { Redis } from 'ioredis';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { ErrorCode, VisionqError } from '@visionq/api';
 import type { Principal } from '@visionq/auth';
+import type { RedisConnection } from '@visionq/tasks';
 import { principalOf } from './authentication';
 
 /**
@@ -16,7 +16,7 @@ export class TenantQuotas {
   private readonly limiters = new Map<string, RateLimiterRedis>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix: string,
   ) {}
 

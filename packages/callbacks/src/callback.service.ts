@@ -1,9 +1,8 @@
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Config } from '@visionq/config';
 import type { Logger } from '@visionq/observability';
 import { isTerminal } from '@visionq/api';
-import { taskView, type KeyNamespace, type TaskRecord, type TaskStore } from '@visionq/tasks';
+import { duplicateConnection, taskView, type KeyNamespace, type RedisConnection, type TaskRecord, type TaskStore } from '@visionq/tasks';
 import { checkCallbackUrl } from './callback-url';
 import { signWebhook } from './webhook-signature';
 import { postWebhook } from './webhook-post';
@@ -54,12 +53,12 @@ export interface CallbackAttempt {
 export class CallbackService {
   private readonly queue: Queue;
   private worker?: Worker;
-  private reader?: Redis;
+  private reader?: RedisConnection;
   private loop?: Promise<void>;
   private closed = false;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: KeyNamespace,
     private readonly tasks: TaskStore,
     /** The signing secrets of a tenant: every current one signs, so a secret can be rotated. */
@@ -75,7 +74,7 @@ export class CallbackService {
   }
 
   start(): void {
-    const connection = this.redis.duplicate({ maxRetriesPerRequest: null });
+    const connection = duplicateConnection(this.redis, { maxRetriesPerRequest: null });
     connection.on('error', (err: Error) => this.logger.debug('callback worker connection error', { error: err.message }));
     this.worker = new Worker(QUEUE, (job: Job<DeliveryJob>) => (job.name === JobName.Progress ? this.deliverProgress(job) : this.deliver(job)), {
       connection,
@@ -85,7 +84,7 @@ export class CallbackService {
     });
     this.worker.on('failed', (job, err) => void this.gaveUp(job, err));
     this.worker.on('error', (err) => this.logger.warn('callback worker error', { error: err.message }));
-    this.reader = this.redis.duplicate({ maxRetriesPerRequest: null });
+    this.reader = duplicateConnection(this.redis, { maxRetriesPerRequest: null });
     this.reader.on('error', (err: Error) => this.logger.debug('callback reader connection error', { error: err.message }));
     this.loop = this.readEndings().catch((err: unknown) => {
       this.logger.error('callback reader stopped', { error: (err as Error).message });
@@ -106,11 +105,14 @@ export class CallbackService {
   private async readEndings(): Promise<void> {
     const reader = this.reader!;
     const streams = [this.keys.ended(), this.keys.progress()];
-    for (const stream of streams) {
-      await reader.xgroup('CREATE', stream, GROUP, '0', 'MKSTREAM').catch((err: Error) => {
-        if (!/BUSYGROUP/.test(err.message)) throw err; // another gateway made it first
-      });
-    }
+    const makeGroups = async () => {
+      for (const stream of streams) {
+        await reader.xgroup('CREATE', stream, GROUP, '0', 'MKSTREAM').catch((err: Error) => {
+          if (!/BUSYGROUP/.test(err.message)) throw err; // another gateway made it first
+        });
+      }
+    };
+    await makeGroups();
     let lastClaim = 0;
     while (!this.closed) {
       try {
@@ -137,6 +139,8 @@ export class CallbackService {
       } catch (err) {
         if (this.closed) return;
         this.logger.warn('callback reader failed; retrying', { error: (err as Error).message });
+        // A Redis that lost its data (restarted without persistence) lost the groups too.
+        if (/NOGROUP/.test((err as Error).message)) await makeGroups().catch(() => undefined);
         await new Promise((resolve) => setTimeout(resolve, 1_000));
       }
     }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BUCKET_NAME, folderUriSchema } from '@visionq/api';
+import { parseRedisUrl } from './redis-url';
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => ['true', '1', 'yes'].includes(v));
@@ -8,6 +9,13 @@ const intList = z
   .transform((s) => s.split(',').map((p) => p.trim()).filter((p) => p.length > 0))
   .pipe(z.array(z.string().regex(/^\d+$/, 'expected positive integers').transform(Number).pipe(z.number().int().min(1))));
 const list = z.string().transform((s) => s.split(',').map((p) => p.trim()).filter((p) => p.length > 0));
+const redisUrl = z.string().superRefine((url, ctx) => {
+  try {
+    parseRedisUrl(url);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+});
 const providerName = z.enum(['cpu', 'cuda', 'tensorrt']);
 /** Execution providers visionq knows how to ask onnxruntime for. */
 export type ExecutionProviderName = z.infer<typeof providerName>;
@@ -51,8 +59,18 @@ export const VARIABLES = {
   GATEWAY_DRAIN_MS: { schema: int(0, 600_000), default: '0', path: 'server.drainMs', doc: 'On SIGTERM a gateway turns `/readyz` false at once and serves on this long before it stops taking connections (set it above your load balancer\'s probe period).' },
   EVENTS_HEARTBEAT_MS: { schema: int(100, 300_000), default: '15000', path: 'server.eventsHeartbeatMs', doc: 'How often `GET /tasks/:id/events` sends a comment line, so proxies keep an idle stream open.' },
   MAX_JSON_BYTES: { schema: int(1), default: String(1024 * 1024), path: 'server.maxJsonBytes', doc: 'Largest JSON request body; larger ones get 413.' },
-  REDIS_URL: { schema: z.string().regex(/^rediss?:\/\//, 'expected redis://host:port'), default: 'redis://127.0.0.1:6379', path: 'redis.url', doc: 'Redis holding the queues and task records.' },
-  REDIS_PREFIX: { schema: z.string().regex(/^[A-Za-z0-9_-]+$/), default: 'visionq', path: 'redis.prefix', doc: 'Prefix of every queue and key, so deployments can share one Redis.' },
+  REDIS_URL: {
+    schema: redisUrl,
+    default: 'redis://127.0.0.1:6379',
+    path: 'redis.url',
+    doc: 'Redis holding the queues and task records: `redis://[user:pass@]host:port[/db]` (`rediss://` for TLS); a Redis Cluster as `redis+cluster://[user:pass@]host:port[,host:port…]`; a master found through Sentinels as `redis+sentinel://[user:pass@]host:port[,host:port…]/<master-name>[/db]` (see [Redis Cluster and Sentinel](#redis-cluster-and-sentinel)).',
+  },
+  REDIS_PREFIX: {
+    schema: z.string().regex(/^(\{[A-Za-z0-9_-]+\}|[A-Za-z0-9_-]+)$/, 'expected letters, digits, _ and -, optionally in {braces}'),
+    default: 'visionq',
+    path: 'redis.prefix',
+    doc: 'Prefix of every queue and key, so deployments can share one Redis. On a Cluster it becomes the hash tag `{visionq}` (every key in one slot); a prefix given in braces is used as it is everywhere.',
+  },
   STORE: { schema: z.enum(['local', 's3']), default: 'local', path: 'store.kind', doc: '`local`: a folder per bucket under `DATA_DIR`; `s3`: any S3-compatible endpoint.' },
   DATA_DIR: { schema: z.string().min(1), default: 'data', path: 'store.dataDir', doc: 'Root of the local store: `s3://b/k` is the file `DATA_DIR/b/k`.' },
   S3_ENDPOINT: { schema: z.union([z.literal(''), z.url()]), default: '', path: 'store.s3Endpoint', doc: 'S3-compatible endpoint (MinIO, …); empty = AWS.' },

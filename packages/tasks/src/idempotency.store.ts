@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import type { KeyNamespace } from './key.namespace';
+import type { RedisConnection } from './redis.connection';
 
 export type IdempotencyClaim =
   /** First use of the key: go on and create `taskId`. */
@@ -22,7 +22,7 @@ return 0
  */
 export class IdempotencyStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: KeyNamespace,
     private readonly retentionSeconds: number,
   ) {}

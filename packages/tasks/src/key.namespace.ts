@@ -1,9 +1,24 @@
 /**
  * Every Redis key visionq writes, under one prefix: deployments (and test runs) that
  * share a Redis stay apart. BullMQ's queues take `prefix` as their own.
+ *
+ * On a Redis Cluster the prefix is a hash tag, `{prefix}`: every key (ours and BullMQ's)
+ * then lands in one slot, which the Lua scripts need (a task's scripts touch its hash,
+ * events, sets, the ended stream, deadlines, backlog and in-flight counters at once) and
+ * BullMQ's scripts too. So Cluster gives failover and room for other data, not sharding
+ * of these keys.
  */
 export class KeyNamespace {
   constructor(readonly prefix: string) {}
+
+  /**
+   * The namespace of REDIS_PREFIX on `redis`: wrapped into a hash tag on a Cluster, as it is
+   * on one server (so existing deployments keep their key names). A prefix already in
+   * braces is used as it is everywhere.
+   */
+  static on(redis: { readonly isCluster: boolean }, prefix: string): KeyNamespace {
+    return new KeyNamespace(redis.isCluster && !/^\{.*\}$/.test(prefix) ? `{${prefix}}` : prefix);
+  }
 
   /** A task's hash. */
   task(id: string): string {
@@ -79,12 +94,13 @@ export class KeyNamespace {
     return `${this.prefix}:idempotency:${Buffer.from(key).toString('base64url')}`;
   }
 
-  worker(id: string): string {
-    return `${this.prefix}:worker:${id}`;
+  /** Live workers' heartbeats: a sorted set of their announcements, scored by when each expires. */
+  workers(): string {
+    return `${this.prefix}:workers`;
   }
 
-  /** SCAN pattern of every worker heartbeat. */
-  workers(): string {
-    return `${this.prefix}:worker:*`;
+  /** The stream a process's TaskEventHub blocks on besides its watched logs, so that a new watcher can wake it. */
+  hubWake(hubId: string): string {
+    return `${this.prefix}:events-hub:${hubId}`;
   }
 }

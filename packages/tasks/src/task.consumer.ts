@@ -1,10 +1,10 @@
 import { Worker, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { ErrorCode, VisionqError } from '@visionq/api';
 import type { Config } from '@visionq/config';
 import { connectionErrorLogger, type Logger } from '@visionq/observability';
 import type { ChunkProcessor } from './chunk.processor';
 import { chunkQueueName, isRetryable, JobName, PermanentJobError, predictQueueName, type ChunkJobData, type ListJobData } from './queue.jobs';
+import type { RedisConnection } from './redis.connection';
 import type { SourceLister } from './source.lister';
 import type { TaskStore } from './task.store';
 
@@ -29,7 +29,7 @@ export class TaskConsumer {
   private readonly onConsumerError: (err: Error) => void;
 
   constructor(
-    private readonly connection: Redis,
+    private readonly connection: RedisConnection,
     /** BullMQ's key prefix: the deployment's key namespace. */
     private readonly prefix: string,
     private readonly tasks: TaskStore,

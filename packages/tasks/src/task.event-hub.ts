@@ -1,7 +1,8 @@
-import type { Redis } from 'ioredis';
+import { randomUUID } from 'node:crypto';
 import type { TaskEvent } from '@visionq/api';
 import type { Logger } from '@visionq/observability';
 import type { KeyNamespace } from './key.namespace';
+import { duplicateConnection, type RedisConnection } from './redis.connection';
 import { toTaskEvent, type StreamEntry } from './task.events';
 
 interface Watcher {
@@ -14,27 +15,35 @@ interface Watcher {
 const BLOCK_MS = 5_000;
 /** Entries read per stream and round. */
 const READ_COUNT = 100;
+/** A wake stream outlives its last wake by this much: it is read within one round, and a hub that died leaves nothing behind. */
+const WAKE_TTL_MS = 60_000;
 
 /**
  * One Redis read loop per process for every live watcher of every task's event log:
  * however many clients follow a task (SSE), this gateway blocks one connection, reading
  * each watched stream from the oldest id one of its watchers still needs. A new watcher
- * wakes the blocked read (CLIENT UNBLOCK) so it gets its replay at once.
+ * wakes the blocked read so it gets its replay at once: the read also blocks on a wake
+ * stream of this hub's own, and the new watcher appends to it. (Not CLIENT UNBLOCK: on a
+ * Redis Cluster that would have to reach the very node holding the blocked connection.)
  */
 export class TaskEventHub {
   private readonly streams = new Map<string, { taskId: string; watchers: Set<Watcher> }>();
-  private connection?: Redis;
-  private connectionId?: number;
+  private connection?: RedisConnection;
+  private readonly wakeKey: string;
+  /** Last entry of the wake stream the loop has read. */
+  private wakeLast = '0-0';
   private loop?: Promise<void>;
   private closed = false;
   /** Resumes the loop when it sleeps for want of watchers. */
   private idle?: () => void;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: KeyNamespace,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.wakeKey = keys.hubWake(randomUUID());
+  }
 
   /**
    * Calls `deliver` with each event of the task after `after` (its whole log when absent),
@@ -72,7 +81,7 @@ export class TaskEventHub {
   private start(): void {
     if (this.loop || this.closed) return;
     // Named, so CLIENT LIST shows each deployment's read loops.
-    this.connection = this.redis.duplicate({ connectionName: `${this.keys.prefix}:events`, maxRetriesPerRequest: null });
+    this.connection = duplicateConnection(this.redis, { connectionName: `${this.keys.prefix}:events`, maxRetriesPerRequest: null });
     this.connection.on('error', (err: Error) => this.logger.debug('event hub connection error', { error: err.message }));
     this.loop = this.run().catch((err: unknown) => {
       this.logger.error('event hub stopped', { error: (err as Error).message });
@@ -80,7 +89,6 @@ export class TaskEventHub {
   }
 
   private async run(): Promise<void> {
-    this.connectionId = (await this.connection!.client('ID')) as number;
     while (!this.closed) {
       if (this.streams.size === 0) {
         await new Promise<void>((resolve) => (this.idle = resolve));
@@ -90,17 +98,18 @@ export class TaskEventHub {
       const ids = keys.map((key) => oldest([...this.streams.get(key)!.watchers].map((w) => w.last)));
       let reply: [string, StreamEntry[]][] | null;
       try {
-        reply = (await this.connection!.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', ...keys, ...ids)) as [string, StreamEntry[]][] | null;
+        reply = (await this.connection!.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', ...keys, this.wakeKey, ...ids, this.wakeLast)) as [string, StreamEntry[]][] | null;
       } catch (err) {
         if (this.closed) return;
-        // UNBLOCK (a new watcher) ends the read with an error reply; anything else is Redis trouble: wait a little.
-        if (!/UNBLOCKED/.test((err as Error).message)) {
-          this.logger.warn('event hub read failed; retrying', { error: (err as Error).message });
-          await new Promise((resolve) => setTimeout(resolve, 500));
-        }
+        this.logger.warn('event hub read failed; retrying', { error: (err as Error).message });
+        await new Promise((resolve) => setTimeout(resolve, 500));
         continue;
       }
       for (const [key, entries] of reply ?? []) {
+        if (key === this.wakeKey) {
+          this.wakeLast = entries[entries.length - 1]![0];
+          continue;
+        }
         const stream = this.streams.get(key);
         if (!stream) continue;
         for (const entry of entries) {
@@ -122,9 +131,14 @@ export class TaskEventHub {
       resume();
       return;
     }
-    if (this.connectionId !== undefined) {
-      // Ends the blocked XREAD with an error, so the next round reads the new watcher's stream.
-      this.redis.client('UNBLOCK', this.connectionId, 'ERROR').catch((err: Error) => this.logger.debug('event hub wake failed', { error: err.message }));
+    if (this.loop && !this.closed) {
+      // Ends the blocked XREAD (or the next one, if it is not blocked yet), so the next round reads the new watcher's stream.
+      this.redis
+        .multi()
+        .xadd(this.wakeKey, 'MAXLEN', '1', '*', 'wake', '1')
+        .pexpire(this.wakeKey, WAKE_TTL_MS)
+        .exec()
+        .catch((err: Error) => this.logger.debug('event hub wake failed', { error: err.message }));
     }
   }
 }

@@ -1,13 +1,13 @@
-import type { Redis } from 'ioredis';
 import type { TaskEvent, TaskEventType, TaskStatus } from '@visionq/api';
 import type { KeyNamespace } from './key.namespace';
+import type { RedisConnection } from './redis.connection';
 
 export type StreamEntry = [id: string, fields: string[]];
 
 /** Reads the event logs the TaskStore appends to; following them live is TaskEventHub's. */
 export class TaskEvents {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: KeyNamespace,
   ) {}
 

@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis';
 import type { Config } from '@visionq/config';
 import type { Logger, WorkerMetrics } from '@visionq/observability';
 import type { ObjectStore } from '@visionq/object-store';
@@ -6,6 +5,7 @@ import { ChunkProcessor, type ImageSource } from './chunk.processor';
 import { DeadlineSweeper } from './deadline.sweeper';
 import { IdempotencyStore } from './idempotency.store';
 import { KeyNamespace } from './key.namespace';
+import type { RedisConnection } from './redis.connection';
 import { ResultStore } from './result.store';
 import { SourceLister } from './source.lister';
 import { TaskConsumer, type ConsumerOptions } from './task.consumer';
@@ -44,9 +44,9 @@ export interface OpenTasksOptions {
   onError: (err: Error) => void;
 }
 
-/** Builds the task lifecycle's parts on `redis`, configured by the `redis` and `tasks` slices. */
-export function openTasks(redis: Redis, config: Pick<Config, 'redis' | 'tasks'>, options: OpenTasksOptions): Tasks {
-  const keys = new KeyNamespace(config.redis.prefix);
+/** Builds the task lifecycle's parts on `redis` (a server or a Cluster), configured by the `redis` and `tasks` slices. */
+export function openTasks(redis: RedisConnection, config: Pick<Config, 'redis' | 'tasks'>, options: OpenTasksOptions): Tasks {
+  const keys = KeyNamespace.on(redis, config.redis.prefix);
   const store = new TaskStore(redis, keys, config.tasks);
   const results = new ResultStore(options.store, store);
   const queue = new TaskQueue(redis, keys.prefix, config.tasks.chunkAttempts, options.onError);

@@ -1,6 +1,6 @@
 import { Queue, QueueEvents } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { PredictTimeoutError, type ImageResult } from '@visionq/api';
+import { duplicateConnection, type RedisConnection } from './redis.connection';
 import { chunkJobId, chunkQueueName, jobOptions, JobName, listJobId, predictQueueName, type ChunkJobData, type ListJobData } from './queue.jobs';
 
 /**
@@ -11,11 +11,11 @@ import { chunkJobId, chunkQueueName, jobOptions, JobName, listJobId, predictQueu
  */
 export class TaskQueue {
   private readonly queues = new Map<string, Queue>();
-  private readonly events = new Map<string, { events: QueueEvents; connection: Redis }>();
+  private readonly events = new Map<string, { events: QueueEvents; connection: RedisConnection }>();
   private closing?: Promise<void>;
 
   constructor(
-    private readonly connection: Redis,
+    private readonly connection: RedisConnection,
     /** BullMQ's key prefix: the deployment's key namespace. */
     private readonly prefix: string,
     private readonly attempts: number,
@@ -88,7 +88,7 @@ export class TaskQueue {
   private async queueEvents(name: string): Promise<QueueEvents> {
     let entry = this.events.get(name);
     if (!entry) {
-      const connection = this.connection.duplicate({ maxRetriesPerRequest: null });
+      const connection = duplicateConnection(this.connection, { maxRetriesPerRequest: null });
       connection.on('error', this.onError);
       const events = new QueueEvents(name, { connection, prefix: this.prefix });
       events.on('error', this.onError);

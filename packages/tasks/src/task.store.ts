@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './redis.connection';
 import type { Config } from '@visionq/config';
 import { ErrorCode, VisionqError, type TaskStatus } from '@visionq/api';
 import type { KeyNamespace } from './key.namespace';
@@ -391,14 +391,14 @@ interface TaskScripts {
  * event logs with them. The connection is the caller's.
  */
 export class TaskStore {
-  private readonly redis: Redis & TaskScripts;
+  private readonly redis: RedisConnection & TaskScripts;
 
   constructor(
-    redis: Redis,
+    redis: RedisConnection,
     private readonly keys: KeyNamespace,
     private readonly limits: TaskStoreLimits,
   ) {
-    this.redis = redis as Redis & TaskScripts;
+    this.redis = redis as RedisConnection & TaskScripts;
     if (!('visionqRetry' in redis)) {
       redis.defineCommand('visionqCreate', { numberOfKeys: 12, lua: CREATE });
       redis.defineCommand('visionqCommitChunk', { numberOfKeys: 8, lua: COMMIT_CHUNK });

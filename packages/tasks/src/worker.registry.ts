@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import type { KeyNamespace } from './key.namespace';
+import type { RedisConnection } from './redis.connection';
 
 /** What a live worker tells the others about itself. */
 export interface WorkerInfo {
@@ -12,23 +12,47 @@ export interface WorkerInfo {
   startedAt: string;
 }
 
+// Heartbeats are one sorted set (announcement → when it expires, in Redis's clock, so hosts'
+// clocks need not agree): one key, so it works on a Redis Cluster as on one server.
+/** KEYS[1]: the heartbeats; ARGV: announcement, ttl ms. Drops expired ones, then (re)announces. */
+const BEAT = `
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`;
+
+/** KEYS[1]: the heartbeats. Announcements not yet expired. */
+const LIVE = `
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+`;
+
 /**
- * Worker heartbeats: each live worker refreshes a key that expires after `ttlMs`, so a
- * worker that dies drops out by itself. Readiness ("at least one worker") reads these.
+ * Worker heartbeats: each live worker refreshes its announcement, which expires after
+ * `ttlMs`, so a worker that dies drops out by itself. Readiness ("at least one worker")
+ * reads these.
  */
 export class WorkerRegistry {
   private timer: NodeJS.Timeout | undefined;
   private beating: Promise<unknown> = Promise.resolve();
+  /** This process's announcements, by worker id. */
+  private readonly announced = new Map<string, string>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: KeyNamespace,
     private readonly ttlMs = 15_000,
   ) {}
 
   /** Announces `info` now and every third of the TTL until `stop()`. */
   async start(info: WorkerInfo, onError: (err: unknown) => void): Promise<void> {
-    const beat = () => (this.beating = this.redis.set(this.keys.worker(info.id), JSON.stringify(info), 'PX', this.ttlMs));
+    const announcement = JSON.stringify(info);
+    this.announced.set(info.id, announcement);
+    const beat = () => (this.beating = this.redis.eval(BEAT, 1, this.keys.workers(), announcement, this.ttlMs));
     await beat();
     this.timer = setInterval(() => beat().catch(onError), Math.floor(this.ttlMs / 3));
     this.timer.unref();
@@ -38,21 +62,16 @@ export class WorkerRegistry {
   async stop(id: string): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
-    // A beat in flight must not bring the key back; its failure was reported by the interval already.
+    // A beat in flight must not bring the announcement back; its failure was reported by the interval already.
     await this.beating.catch(() => undefined);
-    await this.redis.del(this.keys.worker(id));
+    const announcement = this.announced.get(id);
+    if (announcement === undefined) return;
+    this.announced.delete(id);
+    await this.redis.zrem(this.keys.workers(), announcement);
   }
 
   async live(): Promise<WorkerInfo[]> {
-    const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, found] = await this.redis.scan(cursor, 'MATCH', this.keys.workers(), 'COUNT', 1000);
-      cursor = next;
-      keys.push(...found);
-    } while (cursor !== '0');
-    if (keys.length === 0) return [];
-    const values = await this.redis.mget(keys);
-    return values.filter((v): v is string => v !== null).map((v) => JSON.parse(v) as WorkerInfo);
+    const announcements = (await this.redis.eval(LIVE, 1, this.keys.workers())) as string[];
+    return announcements.map((a) => JSON.parse(a) as WorkerInfo);
   }
 }
