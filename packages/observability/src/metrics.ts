@@ -89,7 +89,8 @@ export class GatewayMetrics {
       async collect() {
         // As above: unknown while Redis is down, never a failed scrape.
         const live = await liveWorkers();
-        if (live === undefined) this.reset();
+        // remove(), not reset(): prom-client's reset() puts an unlabelled gauge back at 0.
+        if (live === undefined) this.remove();
         else this.set(live.total);
       },
     });
