@@ -17,7 +17,7 @@ function promtool(cwd: string, ...args: string[]): { status: number | null; out:
 
 describe('deploy/prometheus with the real promtool', () => {
   it('uses only series that visionq exports', async () => {
-    const gateway = new GatewayMetrics(new MetricsRegistry(), { backlog: async () => ({}), liveWorkers: async () => 0, pingRedis: async () => 'PONG' });
+    const gateway = new GatewayMetrics(new MetricsRegistry(), { backlog: async () => ({}), liveWorkers: async () => ({ total: 0, byModel: {} }), pingRedis: async () => 'PONG' });
     const worker = new WorkerMetrics(new MetricsRegistry());
     const exported = new Set([...gateway.registry.getMetricsAsArray(), ...worker.registry.getMetricsAsArray()].map((m) => m.name));
     const used = new Set([...readFileSync(join(PROMETHEUS_DIR, 'rules.yml'), 'utf8').matchAll(/\b(visionq_[a-z_]+?)(?:_bucket|_sum|_count)?\b/g)].map((m) => m[1]!));

@@ -51,6 +51,7 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
     new ImagePipeline(source, engine.classifier, new ConcurrencyGate(4), config.imaging.maxImageBytes, {
       fetched: (model, seconds) => metrics.fetchSeconds.observe({ model }, seconds),
       decoded: (model, seconds) => metrics.decodeSeconds.observe({ model }, seconds),
+      failed: (model, code) => metrics.imageErrors.inc({ model, code }),
     });
 
   before(async () => {
@@ -121,6 +122,9 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
       expect(text).to.match(/^visionq_chunks_total\{outcome="done"\} [1-9]\d*$/m);
       expect(text).to.match(/^visionq_fetch_duration_seconds_count\{model="fashion-vgg"\} [1-9]\d*$/m);
       expect(text).to.match(/^visionq_decode_duration_seconds_count\{model="fashion-vgg"\} [1-9]\d*$/m);
+      // The error lines of the unusable objects above, by code.
+      expect(text).to.match(/^visionq_image_errors_total\{model="fashion-vgg",code="image_not_found"\} [1-9]\d*$/m);
+      expect(text).to.match(/^visionq_image_errors_total\{model="fashion-vgg",code="invalid_argument"\} [1-9]\d*$/m);
       expect((await fetch(`http://127.0.0.1:${port}/other`)).status).to.equal(404);
     } finally {
       server.close();

@@ -63,6 +63,6 @@ export function createApp(parts: AppParts): Express {
   app.use(systemRoutes(parts.catalog, parts.tasks.workers, metrics, parts.probes));
 
   app.use((req, _res, next) => next(new VisionqError(ErrorCode.NotFound, `no route ${req.method} ${req.path}`)));
-  app.use(errorHandler(logger));
+  app.use(errorHandler(logger, metrics));
   return app;
 }

@@ -1,6 +1,6 @@
 import type { ErrorRequestHandler } from 'express';
 import { ErrorCode, errorBody, httpStatusOf, VisionqError } from '@visionq/api';
-import type { Logger } from '@visionq/observability';
+import type { GatewayMetrics, Logger } from '@visionq/observability';
 import { isRedisConnectionError, redisUnavailable } from '@visionq/tasks';
 
 /** body-parser's failures, in the words of DESIGN.md's error codes. */
@@ -25,7 +25,7 @@ function fromBodyParser(err: { type?: string; message?: string; limit?: number }
  * one function) with the status of its code. Errors visionq did not raise on purpose are
  * logged with the request id and answered as a bare internal error.
  */
-export function errorHandler(logger: Logger): ErrorRequestHandler {
+export function errorHandler(logger: Logger, metrics: GatewayMetrics): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
     const known = err instanceof VisionqError ? err : isRedisConnectionError(err) ? redisUnavailable(err) : fromBodyParser(err as { type?: string });
     const requestId = res.getHeader('x-request-id');
@@ -39,6 +39,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       return;
     }
     const body = errorBody(known);
+    metrics.errors.inc({ code: body.error.code });
     if (body.status_url) res.location(body.status_url);
     if (known?.retryAfterSeconds !== undefined) res.set('retry-after', String(known.retryAfterSeconds));
     if (body.error.code === ErrorCode.Unauthorized) res.set('www-authenticate', `Bearer realm="visionq"${req.get('authorization') ? ', error="invalid_token"' : ''}`);

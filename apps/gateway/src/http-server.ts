@@ -3,14 +3,14 @@ import type { Socket } from 'node:net';
 import type { Express } from 'express';
 import { ErrorCode, errorBody, httpStatusOf, VisionqError } from '@visionq/api';
 import type { Config } from '@visionq/config';
-import type { Logger } from '@visionq/observability';
+import type { GatewayMetrics, Logger } from '@visionq/observability';
 
 /**
  * The gateway's HTTP server: bounded in time at every stage of a request (headers, the
  * whole body, an idle keep-alive), and Node's own refusals (malformed framing, headers too
  * large, a request too slow) answered with the DESIGN.md error body, not an empty one.
  */
-export function createHttpServer(app: Express, limits: Pick<Config['server'], 'headersTimeoutMs' | 'requestTimeoutMs' | 'keepAliveTimeoutMs'>, logger: Logger): Server {
+export function createHttpServer(app: Express, limits: Pick<Config['server'], 'headersTimeoutMs' | 'requestTimeoutMs' | 'keepAliveTimeoutMs'>, logger: Logger, metrics: GatewayMetrics): Server {
   const server = createServer(
     {
       headersTimeout: Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs),
@@ -32,6 +32,7 @@ export function createHttpServer(app: Express, limits: Pick<Config['server'], 'h
     logger.debug('request refused by the HTTP parser', { code: err.code, error: err.message });
     const status = httpStatusOf(refusal.code);
     const body = JSON.stringify(errorBody(refusal));
+    metrics.errors.inc({ code: refusal.code });
     if (pending) {
       // The request broke off (timed out, or its client half-closed) while its route still
       // reads it: answer on its response, then end the request itself, so the route's

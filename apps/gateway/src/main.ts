@@ -41,7 +41,10 @@ async function main(): Promise<void> {
           }),
         ),
       ),
-    liveWorkers: async () => (await tasks.workers.live()).length,
+    liveWorkers: async () => {
+      const live = await tasks.workers.live();
+      return { total: live.length, byModel: Object.fromEntries(models.map((m) => [m, live.filter((w) => w.models.includes(m)).length])) };
+    },
     pingRedis: () => redis.ping(),
   });
   const callbacks = new CallbackService(redis, tasks.keys, tasks.store, secretsOf, config.callbacks, `gateway-${hostname()}-${process.pid}`, logger, (outcome) =>
@@ -61,7 +64,7 @@ async function main(): Promise<void> {
     limits: { maxJsonBytes: config.server.maxJsonBytes, maxJsonDepth: config.server.maxJsonDepth, inlineResultsLimit: config.tasks.inlineResultsLimit, heartbeatMs: config.server.eventsHeartbeatMs },
   });
 
-  const server = createHttpServer(app, config.server, logger);
+  const server = createHttpServer(app, config.server, logger, metrics);
   server.listen(config.server.port, config.server.host);
   await once(server, 'listening');
   logger.info('gateway listening', { host: config.server.host, port: config.server.port, models, store: config.store.kind });

@@ -33,6 +33,7 @@ async function main(): Promise<void> {
   const pipeline = new ImagePipeline(store, classifier, new ConcurrencyGate(config.worker.fetchConcurrency), config.imaging.maxImageBytes, {
     fetched: (model, seconds) => metrics.fetchSeconds.observe({ model }, seconds),
     decoded: (model, seconds) => metrics.decodeSeconds.observe({ model }, seconds),
+    failed: (model, code) => metrics.imageErrors.inc({ model, code }),
   });
   const tasks = openTasks(redis, config, { store, logger, onError: onRedisError });
   tasks.deadlines.start();

@@ -11,10 +11,11 @@ import type { ImageClassifier } from './image-classifier';
  * An image the store does not have, refuses, holds too large or cannot address becomes
  * that image's error line; a store that cannot be reached throws, so the chunk is retried.
  */
-/** Told how long each image's stages took: for metrics. */
+/** Told how long each image's stages took, and of each error line: for metrics. */
 export interface PipelineObserver {
   fetched(model: string, seconds: number): void;
   decoded(model: string, seconds: number): void;
+  failed(model: string, code: ErrorCode): void;
 }
 
 export class ImagePipeline {
@@ -41,7 +42,9 @@ export class ImagePipeline {
         return prepared;
       });
     }, options);
-    return 'pixels' in prepared ? this.classifier.infer(prepared, k, options) : prepared;
+    const result = 'pixels' in prepared ? await this.classifier.infer(prepared, k, options) : prepared;
+    if ('error' in result) this.observer?.failed(model, result.error.code);
+    return result;
   }
 
   private async fetch(uri: string): Promise<Buffer | ImageResult> {

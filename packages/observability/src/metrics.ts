@@ -17,7 +17,8 @@ export interface GatewaySources {
    * an autoscaler (KEDA) scales workers on; and the age of its oldest unfinished task.
    */
   backlog(): Promise<Record<string, { images: number; oldestAgeSeconds: number | null }>>;
-  liveWorkers(): Promise<number>;
+  /** Worker replicas whose heartbeat is current: how many, and how many serve each model (every model listed, 0 included). */
+  liveWorkers(): Promise<{ total: number; byModel: Record<string, number> }>;
   /** Resolves when Redis answers. */
   pingRedis(): Promise<unknown>;
 }
@@ -28,6 +29,7 @@ export class GatewayMetrics {
   readonly requestSeconds: Histogram<'method' | 'route'>;
   readonly tasksSubmitted: Counter<'model' | 'kind'>;
   readonly callbacks: Counter<'outcome'>;
+  readonly errors: Counter<'code'>;
 
   constructor(
     readonly registry: Registry,
@@ -42,7 +44,8 @@ export class GatewayMetrics {
       registers: [registry],
     });
     this.tasksSubmitted = new Counter({ name: 'visionq_tasks_submitted_total', help: 'Tasks accepted', labelNames: ['model', 'kind'], registers: [registry] });
-    this.callbacks = new Counter({ name: 'visionq_callbacks_total', help: 'Callback attempts: delivered, retried (will try again), failed (given up)', labelNames: ['outcome'], registers: [registry] });
+    this.callbacks = new Counter({ name: 'visionq_callbacks_total', help: 'Callback attempts: delivered, retried (will try again), failed (given up); progress callbacks progress_sent or progress_dropped', labelNames: ['outcome'], registers: [registry] });
+    this.errors = new Counter({ name: 'visionq_http_errors_total', help: 'Error bodies answered (by the routes or to requests Node refused), by error code', labelNames: ['code'], registers: [registry] });
     new Gauge({
       name: 'visionq_redis_up',
       help: 'Whether Redis answered this scrape (1) or not (0)',
@@ -76,15 +79,29 @@ export class GatewayMetrics {
         for (const [model, { oldestAgeSeconds }] of Object.entries(await backlog())) this.set({ model }, oldestAgeSeconds ?? 0);
       },
     });
+    // One read of the heartbeats per scrape serves both gauges.
+    let listing: Promise<Awaited<ReturnType<GatewaySources['liveWorkers']>> | undefined> | undefined;
+    const liveWorkers = () => (listing ??= sources.liveWorkers().catch(() => undefined).finally(() => setImmediate(() => (listing = undefined))));
     new Gauge({
       name: 'visionq_workers_live',
       help: 'Worker replicas whose heartbeat is current',
       registers: [registry],
       async collect() {
         // As above: unknown while Redis is down, never a failed scrape.
-        const live = await sources.liveWorkers().catch(() => undefined);
-        if (live === undefined) this.reset();
-        else this.set(live);
+        const live = await liveWorkers();
+        // remove(), not reset(): prom-client's reset() puts an unlabelled gauge back at 0.
+        if (live === undefined) this.remove();
+        else this.set(live.total);
+      },
+    });
+    new Gauge({
+      name: 'visionq_model_workers_live',
+      help: 'Worker replicas whose heartbeat is current, per model they serve',
+      labelNames: ['model'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const [model, count] of Object.entries((await liveWorkers())?.byModel ?? {})) this.set({ model }, count);
       },
     });
   }
@@ -101,6 +118,7 @@ export class WorkerMetrics {
   readonly decodeSeconds: Histogram<'model'>;
   readonly batchFill: Histogram<'model'>;
   readonly sessionBusySeconds: Counter<'model'>;
+  readonly imageErrors: Counter<'model' | 'code'>;
 
   constructor(readonly registry: Registry) {
     const stageBuckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -110,6 +128,8 @@ export class WorkerMetrics {
     // rate() of this is the session's busy ratio: the share of time the model computes.
     this.sessionBusySeconds = new Counter({ name: 'visionq_session_busy_seconds_total', help: 'Time the model session spent running batches', labelNames: ['model'], registers: [registry] });
     this.images = new Counter({ name: 'visionq_images_total', help: 'Images classified (succeeded) or given an error line (failed)', labelNames: ['model', 'outcome'], registers: [registry] });
+    // Per run of an image: a chunk retried after a fault counts its error lines again (visionq_images_total does not).
+    this.imageErrors = new Counter({ name: 'visionq_image_errors_total', help: 'Error lines given to images, by error code', labelNames: ['model', 'code'], registers: [registry] });
     this.chunks = new Counter({ name: 'visionq_chunks_total', help: 'Chunks run: done, skipped (already counted or task ended), error (will retry)', labelNames: ['outcome'], registers: [registry] });
     this.chunkSeconds = new Histogram({ name: 'visionq_chunk_duration_seconds', help: 'Time to run one chunk', buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300], registers: [registry] });
     this.batchSize = new Histogram({ name: 'visionq_batch_size', help: 'Images per inference batch', labelNames: ['model'], buckets: [1, 2, 4, 8, 16, 32, 64, 128], registers: [registry] });
