@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Queue } from 'bullmq';
 import express, { type Express } from 'express';
 import { ErrorCode, VisionqError } from '@visionq/api';
 import type { ApiKeyStore } from '@visionq/auth';
@@ -8,6 +9,7 @@ import type { Tasks } from '@visionq/tasks';
 import { authenticate } from './authentication';
 import { errorHandler } from './error-handler';
 import { limitJsonDepth, refuseContentEncodings } from './request-limits';
+import { adminRoutes } from './routes/admin.routes';
 import { batchRoutes } from './routes/batch.routes';
 import { predictRoutes } from './routes/predict.routes';
 import { healthRoute, systemRoutes, type ReadinessProbes } from './routes/system.routes';
@@ -25,6 +27,8 @@ export interface AppParts {
   submissions: SubmissionService;
   quotas: TenantQuotas;
   probes: ReadinessProbes;
+  /** What the queue UI at /admin/queues shows. */
+  adminQueues: Queue[];
   /** Largest and deepest JSON body (MAX_JSON_BYTES, MAX_JSON_DEPTH) and the inline results limit (INLINE_RESULTS_LIMIT). */
   limits: { maxJsonBytes: number; maxJsonDepth: number; inlineResultsLimit: number; heartbeatMs: number };
 }
@@ -60,6 +64,7 @@ export function createApp(parts: AppParts): Express {
   app.use(predictRoutes(parts.submissions, parts.tasks.store));
   app.use(batchRoutes(parts.submissions));
   app.use(tasksRoutes(parts.tasks, { inlineResultsLimit: parts.limits.inlineResultsLimit, heartbeatMs: parts.limits.heartbeatMs, logger }));
+  app.use(adminRoutes(parts.adminQueues));
   app.use(systemRoutes(parts.catalog, parts.tasks.workers, metrics, parts.probes));
 
   app.use((req, _res, next) => next(new VisionqError(ErrorCode.NotFound, `no route ${req.method} ${req.path}`)));

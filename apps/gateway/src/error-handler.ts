@@ -2,6 +2,7 @@ import type { ErrorRequestHandler } from 'express';
 import { ErrorCode, errorBody, httpStatusOf, VisionqError } from '@visionq/api';
 import type { GatewayMetrics, Logger } from '@visionq/observability';
 import { isRedisConnectionError, redisUnavailable } from '@visionq/tasks';
+import { ADMIN_UI_PATH } from './routes/admin.routes';
 
 /** body-parser's failures, in the words of DESIGN.md's error codes. */
 function fromBodyParser(err: { type?: string; message?: string; limit?: number }): VisionqError | undefined {
@@ -42,7 +43,10 @@ export function errorHandler(logger: Logger, metrics: GatewayMetrics): ErrorRequ
     metrics.errors.inc({ code: body.error.code });
     if (body.status_url) res.location(body.status_url);
     if (known?.retryAfterSeconds !== undefined) res.set('retry-after', String(known.retryAfterSeconds));
-    if (body.error.code === ErrorCode.Unauthorized) res.set('www-authenticate', `Bearer realm="visionq"${req.get('authorization') ? ', error="invalid_token"' : ''}`);
+    if (body.error.code === ErrorCode.Unauthorized) {
+      // A browser opening the queue UI asks its user for the key only when told Basic.
+      res.set('www-authenticate', req.path.startsWith(ADMIN_UI_PATH) ? 'Basic realm="visionq admin", charset="UTF-8"' : `Bearer realm="visionq"${req.get('authorization') ? ', error="invalid_token"' : ''}`);
+    }
     res.status(httpStatusOf(body.error.code)).json(body);
   };
 }

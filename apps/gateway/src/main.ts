@@ -60,6 +60,7 @@ async function main(): Promise<void> {
     tasks,
     submissions: new SubmissionService(catalog, new AccessPolicy(buckets, config.store), store, tasks.submitter, quotas, { allowedHosts: config.callbacks.allowedHosts, secretsOf }, { ...config.tasks, ...config.imaging }, metrics, logger),
     quotas,
+    adminQueues: [...tasks.queue.queuesOf(models), callbacks.queue],
     probes: { redis: () => redis.ping(), store: () => store.list(config.store.resultsUri, { limit: 1 }), draining: () => stopping },
     limits: { maxJsonBytes: config.server.maxJsonBytes, maxJsonDepth: config.server.maxJsonDepth, inlineResultsLimit: config.tasks.inlineResultsLimit, heartbeatMs: config.server.eventsHeartbeatMs },
   });

@@ -51,7 +51,8 @@ export interface CallbackAttempt {
  * ending, says more.
  */
 export class CallbackService {
-  private readonly queue: Queue;
+  /** The delivery jobs, for a queue UI to show. */
+  readonly queue: Queue;
   private worker?: Worker;
   private reader?: RedisConnection;
   private loop?: Promise<void>;

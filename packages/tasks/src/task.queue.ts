@@ -62,6 +62,11 @@ export class TaskQueue {
     };
   }
 
+  /** The chunk and predict queues of `models`, for a queue UI to show. */
+  queuesOf(models: string[]): Queue[] {
+    return models.flatMap((model) => [this.queue(chunkQueueName(model)), this.queue(predictQueueName(model))]);
+  }
+
   /** Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
