@@ -15,7 +15,9 @@ export function taskView(task: TaskRecord, results?: ImageResult[]): TaskView {
     finished_at: task.finishedAt ?? null,
     ...(task.deadline === undefined ? {} : { deadline: task.deadline }),
     ...(task.error ? { error: task.error } : {}),
-    ...(task.callbackUrl === undefined ? {} : { callback: { url: task.callbackUrl, ...(task.callback ?? { state: 'pending' as const, attempts: [] }) } }),
+    // No task is retried and callbacks hear only `ended` until those features land.
+    retries: 0,
+    ...(task.callbackUrl === undefined ? {} : { callback: { url: task.callbackUrl, events: ['ended' as const], ...(task.callback ?? { state: 'pending' as const, attempts: [] }) } }),
     ...(task.metadata === undefined ? {} : { metadata: task.metadata }),
     ...(results ? { results } : {}),
     results_url: resultsUrl(task.id),
