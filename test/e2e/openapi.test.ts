@@ -1,8 +1,10 @@
 import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { chromium } from 'playwright-core';
 import { openApiPath } from '@visionq/api';
 import { bearer, createKey } from '../support/api-keys';
 import { Cluster } from '../support/cluster';
@@ -102,6 +104,24 @@ describe('the OpenAPI document against a real gateway and worker (whole processe
     // Only the renderer's own files are served, not the rest of the package (its demo page would load the Petstore):
     // any other path there is an unknown one, which wants a key like every other.
     expect((await fetch(`${cluster.url}/docs/assets/index.html`)).status).to.equal(401);
+  });
+
+  it('renders every documented route in a real Chromium (Debian\'s, driven by playwright-core), loading nothing but from the gateway', async () => {
+    const browser = await chromium.launch({ executablePath: execFileSync('which', ['chromium'], { encoding: 'utf8' }).trim() });
+    try {
+      const page = await browser.newPage();
+      const elsewhere: string[] = [];
+      await page.route('**/*', (route) => (route.request().url().startsWith(cluster.url) ? route.continue() : (elsewhere.push(route.request().url()), route.abort())));
+      await page.goto(`${cluster.url}/docs`);
+      await page.locator('.opblock-summary-path').nth(contract.operations().length - 1).waitFor();
+      const shown = await page.$$eval('.opblock-summary', (blocks) =>
+        blocks.map((b) => `${b.querySelector('.opblock-summary-method')!.textContent} ${b.querySelector('.opblock-summary-path')!.getAttribute('data-path')}`),
+      );
+      expect(shown).to.have.members(contract.operations());
+      expect(elsewhere).to.deep.equal([]);
+    } finally {
+      await browser.close();
+    }
   });
 
   it('answers 401 on every route but the public ones without a key, as documented', async () => {
