@@ -118,6 +118,7 @@ describe('the OpenAPI document against a real gateway and worker (whole processe
         blocks.map((b) => `${b.querySelector('.opblock-summary-method')!.textContent} ${b.querySelector('.opblock-summary-path')!.getAttribute('data-path')}`),
       );
       expect(shown).to.have.members(contract.operations());
+      expect(await page.locator('.errors-wrapper').allTextContents(), "Swagger UI's complaints about the document").to.deep.equal([]);
       expect(elsewhere).to.deep.equal([]);
     } finally {
       await browser.close();

@@ -41,8 +41,8 @@ export interface ApiRoute {
   responses: Record<number, RouteResponse>;
 }
 
-/** `POST /tasks/:id/retry` as JSON. */
-export const retryJsonSchema = z.strictObject({
+/** `POST /tasks/:id/retry` as JSON (the retry route's own request schema takes its place when it lands). */
+const retryJsonSchema = z.strictObject({
   failed_images: z.boolean().optional().describe('Also run again the images that ended with an error line (default: only the failed chunks).'),
 });
 
@@ -142,7 +142,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
         description: 'A page of results, or every line as JSON Lines.',
         content: {
           'application/json': { json: resultsPageSchema },
-          'application/x-ndjson; charset=utf-8': { items: imageResultSchema, description: 'One result line per line of text.' },
+          'application/x-ndjson; charset=utf-8': { items: imageResultSchema, description: 'One `ImageResult` per line.' },
         },
       },
       ...errors(400, ...SCOPED, 404),
@@ -158,7 +158,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     access: 'tasks:read',
     headers: [{ name: 'Last-Event-ID', description: 'Resume after this event id (`<ms>-<seq>`), as EventSource sends on a reconnect; or the query `last_event_id`.' }],
     responses: {
-      200: { description: 'The event stream.', content: { 'text/event-stream; charset=utf-8': { items: taskViewSchema, description: 'Each event\'s `data` is the task view.' } } },
+      200: { description: 'The event stream.', content: { 'text/event-stream; charset=utf-8': { items: taskViewSchema, description: 'Each event\'s `data` is a `TaskView`.' } } },
       ...errors(400, ...SCOPED, 404),
     },
   },
@@ -209,7 +209,8 @@ export const API_ROUTES: readonly ApiRoute[] = [
     access: 'key',
     responses: {
       200: { description: 'Ready.', content: json(readinessResponseSchema) },
-      503: { description: 'Not ready: the failing checks say why.', content: json(readinessResponseSchema) },
+      // A key with a rate limit meets Redis before the checks do: that refusal is an error body.
+      503: { description: 'Not ready: the failing checks say why.', content: json(z.union([readinessResponseSchema, errorBodySchema])) },
       ...errors(401, 429),
     },
   },
