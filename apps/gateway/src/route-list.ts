@@ -18,7 +18,7 @@ export function registeredRoutes(app: Express): string[] {
     stack.flatMap((layer) => {
       if (layer.route) return Object.keys(layer.route.methods).map((method) => `${method.toUpperCase()} ${layer.route!.path}`);
       if (!layer.handle.stack) return [];
-      if (!layer.slash) throw new Error('a router mounted below / : its routes\' paths would be partial');
+      if (!layer.slash) throw new Error("a router mounted below /: its routes' paths would be partial");
       return walk(layer.handle.stack);
     });
   return walk((app.router as unknown as { stack: Layer[] }).stack);
