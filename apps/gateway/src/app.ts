@@ -11,6 +11,7 @@ import { errorHandler } from './error-handler';
 import { limitJsonDepth, refuseContentEncodings } from './request-limits';
 import { adminRoutes } from './routes/admin.routes';
 import { batchRoutes } from './routes/batch.routes';
+import { docsRoutes } from './routes/docs.routes';
 import { predictRoutes } from './routes/predict.routes';
 import { healthRoute, systemRoutes, type ReadinessProbes } from './routes/system.routes';
 import { tasksRoutes } from './routes/tasks.routes';
@@ -55,6 +56,7 @@ export function createApp(parts: AppParts): Express {
     next();
   });
   app.use(healthRoute());
+  app.use(docsRoutes());
   app.use(authenticate(parts.keys));
   app.use(parts.quotas.rate());
   app.use(refuseContentEncodings);

@@ -10,6 +10,7 @@ import { connectionErrorLogger, createLogger, createMetricsRegistry, GatewayMetr
 import { connectRedis, openTasks } from '@visionq/tasks';
 import { createApp } from './app';
 import { createHttpServer } from './http-server';
+import { registeredRoutes } from './route-list';
 import { SubmissionService } from './submission.service';
 import { TenantQuotas } from './tenant-quotas';
 
@@ -68,7 +69,7 @@ async function main(): Promise<void> {
   const server = createHttpServer(app, config.server, logger, metrics);
   server.listen(config.server.port, config.server.host);
   await once(server, 'listening');
-  logger.info('gateway listening', { host: config.server.host, port: config.server.port, models, store: config.store.kind });
+  logger.info('gateway listening', { host: config.server.host, port: config.server.port, models, store: config.store.kind, routes: registeredRoutes(app) });
 
   const stop = async (signal: string) => {
     if (stopping) return;

@@ -1,3 +1,5 @@
+import { z } from 'zod';
+
 /**
  * Every error visionq reports carries one of these codes. Per-image codes appear in
  * result lines; the rest in HTTP error bodies. The HTTP status of each code is decided
@@ -31,6 +33,8 @@ export enum ErrorCode {
   ConfigInvalid = 'config_invalid',
   Internal = 'internal_error',
 }
+
+export const errorCodeSchema = z.enum(ErrorCode).meta({ id: 'ErrorCode', description: 'Every error visionq reports carries one of these codes; per-image codes appear in result lines, the rest in error bodies with the status of their code.' });
 
 const HTTP_STATUS: Record<ErrorCode, number> = {
   [ErrorCode.ImageDecodeFailed]: 422,

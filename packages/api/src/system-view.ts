@@ -1,27 +1,29 @@
-/** A model as `GET /models` shows it. */
-export interface ModelView {
-  name: string;
-  version: string;
-  description?: string;
-  default: boolean;
-  input: { name: string; shape: Array<number | string> };
-  classes: number;
-  /** Live workers serving it, and the execution providers they run it on. */
-  workers: number;
-  providers: string[];
-}
+import { z } from 'zod';
 
-export interface ModelsResponse {
-  models: ModelView[];
-}
+export const modelViewSchema = z
+  .object({
+    name: z.string(),
+    version: z.string(),
+    description: z.string().optional(),
+    default: z.boolean().describe('Served when a request names no model.'),
+    input: z.object({ name: z.string(), shape: z.array(z.union([z.number().int(), z.string()])).describe('Dimensions; a name for a dynamic one (`N`).') }),
+    classes: z.number().int().min(1),
+    workers: z.number().int().min(0).describe('Live workers serving it.'),
+    providers: z.array(z.string()).describe('Execution providers those workers run it on (`cpu`, `cuda`, `tensorrt`).'),
+  })
+  .meta({ id: 'ModelView', description: 'A model as `GET /models` shows it.' });
+export type ModelView = z.infer<typeof modelViewSchema>;
 
-/** `GET /healthz`: the process answers. */
-export interface HealthResponse {
-  status: 'ok';
-}
+export const modelsResponseSchema = z.object({ models: z.array(modelViewSchema) }).meta({ id: 'ModelsResponse', description: '200 of `GET /models`.' });
+export type ModelsResponse = z.infer<typeof modelsResponseSchema>;
 
-/** `GET /readyz`: each dependency's check, `ok` (or a detail) or why it is unavailable. */
-export interface ReadinessResponse {
-  status: 'ready' | 'not_ready';
-  checks: Record<string, string>;
-}
+export const healthResponseSchema = z.object({ status: z.literal('ok') }).meta({ id: 'HealthResponse', description: '`GET /healthz`: the process answers.' });
+export type HealthResponse = z.infer<typeof healthResponseSchema>;
+
+export const readinessResponseSchema = z
+  .object({
+    status: z.enum(['ready', 'not_ready']),
+    checks: z.record(z.string(), z.string()).describe('Each dependency (`gateway`, `redis`, `store`, `workers`): `ok` (or a detail) or `unavailable: …`.'),
+  })
+  .meta({ id: 'ReadinessResponse', description: '`GET /readyz`: whether this gateway can do work.' });
+export type ReadinessResponse = z.infer<typeof readinessResponseSchema>;

@@ -1,100 +1,110 @@
-import type { ErrorCode } from './error-codes';
-import type { ImageResult, Prediction } from './result-line';
-import type { CallbackEvent, TaskStatus } from './task.schema';
+import { z } from 'zod';
+import { errorCodeSchema } from './error-codes';
+import { imageResultSchema, predictionSchema } from './result-line';
+import { CALLBACK_EVENTS, taskStatusSchema } from './task.schema';
 
-/** Exact counts: each chunk is counted once, when it commits. */
-export interface TaskProgress {
-  /** Images known so far (a `source` task's grows while it is listed). */
-  total: number;
-  done: number;
-  succeeded: number;
-  failed: number;
-}
+const isoTime = z.iso.datetime();
 
-/** Why a task failed. */
-export interface TaskFailure {
-  code: ErrorCode;
-  message: string;
-}
+export const taskProgressSchema = z
+  .object({
+    total: z.number().int().min(0).describe("Images known so far (a `source` task's grows while it is listed)."),
+    done: z.number().int().min(0),
+    succeeded: z.number().int().min(0),
+    failed: z.number().int().min(0).describe('Images with an error line.'),
+  })
+  .meta({ id: 'TaskProgress', description: 'Exact counts: each chunk is counted once, when it commits.' });
+export type TaskProgress = z.infer<typeof taskProgressSchema>;
 
-/** `GET /tasks/:id`. */
-export interface TaskView {
-  task_id: string;
-  status: TaskStatus;
-  model: string;
-  progress: TaskProgress;
-  /** A `source` task's prefix, and whether it has been listed to its end. */
-  source?: string;
-  listing_complete?: boolean;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  /** Past this the task ends `failed` with `timeout` (from `timeout_s`, or TASK_TIMEOUT_S). */
-  deadline?: string;
-  error?: TaskFailure;
-  /** Chunks that used up their attempts (at most a hundred, by index): their images are in no result until `POST /tasks/:id/retry` runs them again. */
-  failed_chunks?: FailedChunkView[];
-  /** The `source` page whose listing used up its attempts: no image after it is known until a retry. */
-  failed_listing?: FailedListingView;
-  /** Retries so far (`POST /tasks/:id/retry`). */
-  retries: number;
-  /** The task's callback: where, whether it was delivered, and every attempt (time, status, latency). */
-  callback?: CallbackView;
-  metadata?: Record<string, unknown>;
-  /** Inline for small tasks once they end. */
-  results?: ImageResult[];
-  results_url: string;
-  /** Folder holding the task's result parts. */
-  output: string;
-}
+export const taskFailureSchema = z.object({ code: errorCodeSchema, message: z.string() }).meta({ id: 'TaskFailure', description: 'Why a task failed.' });
+export type TaskFailure = z.infer<typeof taskFailureSchema>;
 
-/** Why a job used up its attempts. */
-export interface JobFailureView {
-  attempts: number;
-  error: TaskFailure;
-  failed_at: string;
-}
+/** Which task events a callback receives. */
+const callbackEventSchema = z.enum(CALLBACK_EVENTS);
 
-export interface FailedChunkView extends JobFailureView {
-  index: number;
-  images: number;
-}
+export const callbackViewSchema = z
+  .object({
+    url: z.string(),
+    state: z.enum(['pending', 'delivered', 'failed']).describe('`failed`: given up after CALLBACK_RETRY_WINDOW_S.'),
+    events: z.array(callbackEventSchema).describe('What is POSTed: `ended` always; `progress` too when the submit asked (`events`), at most every CALLBACK_PROGRESS_INTERVAL_S.'),
+    attempts: z
+      .array(
+        z.object({
+          at: isoTime,
+          status: z.number().int().optional().describe("The receiver's HTTP status; absent when it did not answer."),
+          latency_ms: z.number().min(0),
+          error: z.string().optional(),
+        }),
+      )
+      .describe('Every delivery attempt so far, in order.'),
+  })
+  .meta({ id: 'CallbackView', description: "The task's callback: where, whether it was delivered, and every attempt (time, status, latency)." });
+export type CallbackView = z.infer<typeof callbackViewSchema>;
 
-export interface FailedListingView extends JobFailureView {
-  page: number;
-}
+const jobFailure = {
+  attempts: z.number().int().min(0).describe('Attempts it had (CHUNK_ATTEMPTS, or fewer for an error no retry cures).'),
+  error: taskFailureSchema,
+  failed_at: isoTime,
+};
 
-export interface CallbackView {
-  url: string;
-  /** What is POSTed: `ended`, and `progress` when asked. */
-  events: CallbackEvent[];
-  state: 'pending' | 'delivered' | 'failed';
-  attempts: Array<{ at: string; status?: number; latency_ms: number; error?: string }>;
-}
+export const failedChunkSchema = z
+  .object({ index: z.number().int().min(0), images: z.number().int().min(0), ...jobFailure })
+  .meta({ id: 'FailedChunk', description: 'A chunk that used up its attempts: its images are in no result until `POST /tasks/{id}/retry` runs it again.' });
+export type FailedChunkView = z.infer<typeof failedChunkSchema>;
 
-/** 202 of `POST /batch_predict`. */
-export interface TaskAccepted {
-  task_id: string;
-  status: TaskStatus;
-  status_url: string;
-}
+export const failedListingSchema = z
+  .object({ page: z.number().int().min(0), ...jobFailure })
+  .meta({ id: 'FailedListing', description: 'The `source` page whose listing used up its attempts: no image after it is known until `POST /tasks/{id}/retry`.' });
+export type FailedListingView = z.infer<typeof failedListingSchema>;
 
-/** 200 of `POST /predict`. */
-export interface PredictResponse {
-  task_id: string;
-  model: { name: string; version: string };
-  image: string;
-  predictions: Prediction[];
-}
+export const taskViewSchema = z
+  .object({
+    task_id: z.uuid(),
+    status: taskStatusSchema,
+    model: z.string(),
+    progress: taskProgressSchema,
+    source: z.string().optional().describe("A `source` task's prefix."),
+    listing_complete: z.boolean().optional().describe('Whether the `source` prefix has been listed to its end.'),
+    created_at: isoTime,
+    started_at: isoTime.nullable(),
+    finished_at: isoTime.nullable(),
+    deadline: isoTime.optional().describe('Past this the task ends `failed` with `timeout` (from `timeout_s`, or TASK_TIMEOUT_S).'),
+    error: taskFailureSchema.optional(),
+    failed_chunks: z.array(failedChunkSchema).optional().describe('Chunks that used up their attempts (at most a hundred, by index).'),
+    failed_listing: failedListingSchema.optional(),
+    retries: z.number().int().min(0).describe('Times the task was retried with `POST /tasks/{id}/retry`.'),
+    callback: callbackViewSchema.optional(),
+    metadata: z.record(z.string(), z.unknown()).optional().describe("The submit's `metadata`."),
+    results: z.array(imageResultSchema).optional().describe('Inline for tasks of at most INLINE_RESULTS_LIMIT images, once they end.'),
+    results_url: z.string(),
+    output: z.string().describe("Folder holding the task's result parts."),
+  })
+  .meta({ id: 'TaskView', description: 'A task as `GET /tasks/{id}` shows it; also the data of every event and the body of every callback.' });
+export type TaskView = z.infer<typeof taskViewSchema>;
 
-/** A page of `GET /tasks/:id/results`. */
-export interface ResultsPage {
-  task_id: string;
-  status: TaskStatus;
-  results: ImageResult[];
-  /** Pass as `cursor` for the next page; null when every result has been read. */
-  next_cursor: string | null;
-}
+export const taskAcceptedSchema = z
+  .object({ task_id: z.uuid(), status: taskStatusSchema, status_url: z.string().describe('Where to poll the task.') })
+  .meta({ id: 'TaskAccepted', description: '202 of `POST /batch_predict`.' });
+export type TaskAccepted = z.infer<typeof taskAcceptedSchema>;
+
+export const predictResponseSchema = z
+  .object({
+    task_id: z.uuid(),
+    model: z.object({ name: z.string(), version: z.string() }).describe('The model and the version that ran.'),
+    image: z.string().describe('The image URI (an upload is stored under UPLOADS_URI first).'),
+    predictions: z.array(predictionSchema),
+  })
+  .meta({ id: 'PredictResponse', description: '200 of `POST /predict`.' });
+export type PredictResponse = z.infer<typeof predictResponseSchema>;
+
+export const resultsPageSchema = z
+  .object({
+    task_id: z.uuid(),
+    status: taskStatusSchema,
+    results: z.array(imageResultSchema),
+    next_cursor: z.string().nullable().describe('Pass as `cursor` for the next page; null when every result has been read.'),
+  })
+  .meta({ id: 'ResultsPage', description: 'A page of `GET /tasks/{id}/results`.' });
+export type ResultsPage = z.infer<typeof resultsPageSchema>;
 
 export function statusUrl(taskId: string): string {
   return `/tasks/${taskId}`;

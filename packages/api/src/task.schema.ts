@@ -1,7 +1,10 @@
 import { z } from 'zod';
 import { folderUriSchema } from './object-uri.schema';
 
-export type TaskStatus = 'queued' | 'running' | 'succeeded' | 'completed_with_errors' | 'failed' | 'cancelled';
+export const taskStatusSchema = z
+  .enum(['queued', 'running', 'succeeded', 'completed_with_errors', 'failed', 'cancelled'])
+  .meta({ id: 'TaskStatus', description: '`queued` → `running` → `succeeded` | `completed_with_errors` (some images have error lines) | `failed` | `cancelled`.' });
+export type TaskStatus = z.infer<typeof taskStatusSchema>;
 
 export const TERMINAL_STATUSES: readonly TaskStatus[] = ['succeeded', 'completed_with_errors', 'failed', 'cancelled'];
 
@@ -41,14 +44,14 @@ const metadata = z
 
 /** Options every submit may carry as JSON: each of its JSON type, never coerced. */
 const options = {
-  model: z.string().min(1).max(200).optional(),
-  top_k: topK.optional(),
-  output: folderUriSchema.optional(),
-  priority: z.enum(['high', 'normal', 'low']).optional(),
-  callback_url: z.string().optional(),
-  events: callbackEvents.optional(),
-  metadata: metadata.optional(),
-  timeout_s: timeoutS.optional(),
+  model: z.string().min(1).max(200).optional().describe('`NAME` (its default version) or `NAME@VERSION`; the default model when absent.'),
+  top_k: topK.optional().describe(`Classes per image, most probable first (default ${DEFAULT_TOP_K}, at most the model's classes).`),
+  output: folderUriSchema.optional().describe("Folder for the task's result parts (default: RESULTS_URI, per tenant)."),
+  priority: z.enum(['high', 'normal', 'low']).optional().describe('Order among waiting tasks (default `normal`).'),
+  callback_url: z.string().optional().describe('Receives the task view, signed as Standard Webhooks, once the task ends: https to a public address, or a host of CALLBACK_ALLOWED_HOSTS.'),
+  events: callbackEvents.optional().describe('What the callback is POSTed: `ended` always; with `progress`, also the task view while it runs, at most every CALLBACK_PROGRESS_INTERVAL_S. Needs `callback_url`.'),
+  metadata: metadata.optional().describe('Any JSON object (at most 16 KiB), returned with the task.'),
+  timeout_s: timeoutS.optional().describe('Deadline in seconds from the submit (default TASK_TIMEOUT_S): past it the task ends `failed` with `timeout`, its results so far kept.'),
 };
 
 /** The same options as multipart form fields, where every value is text. */
@@ -81,8 +84,8 @@ export type SubmitOptions = z.infer<z.ZodObject<typeof options>>;
 /** `POST /batch_predict` as JSON: exactly one of `images` and `source`. */
 export const batchJsonSchema = z
   .strictObject({
-    images: z.array(z.string().min(1)).min(1, 'list at least one image').optional(),
-    source: z.string().min(1).optional(),
+    images: z.array(z.string().min(1)).min(1, 'list at least one image').optional().describe('Object URIs (`s3://bucket/key`), at most MAX_TASK_IMAGES.'),
+    source: z.string().min(1).optional().describe('A prefix (`s3://bucket/prefix/`) whose objects the workers list page by page; no limit on their number.'),
     ...options,
   })
   .refine((b) => (b.images === undefined) !== (b.source === undefined), { message: 'give exactly one of `images` and `source`', path: ['images'] });
@@ -93,7 +96,7 @@ export const batchFormSchema = z.strictObject(formOptions);
 
 /** `POST /predict` as JSON. */
 export const predictJsonSchema = z.strictObject({
-  image: z.string().min(1),
+  image: z.string().min(1).describe('Object URI (`s3://bucket/key`).'),
   model: options.model,
   top_k: options.top_k,
 });
@@ -103,14 +106,16 @@ export type PredictRequest = z.infer<typeof predictJsonSchema>;
 export const predictFormSchema = z.strictObject({ model: formOptions.model, top_k: formOptions.top_k });
 
 /** `POST /tasks/:id/retry`: the failed chunks always; `failed_images` also runs again every image whose result is an error. */
-export const retryJsonSchema = z.strictObject({
-  failed_images: z.boolean().optional(),
-});
+export const retryJsonSchema = z
+  .strictObject({
+    failed_images: z.boolean().optional().describe('Also run again every image whose result line is an error (an object uploaded since, a store that refused it).'),
+  })
+  .meta({ id: 'RetryRequest', description: 'The body of `POST /tasks/{id}/retry` (optional): the failed chunks always run again.' });
 export type RetryRequest = z.infer<typeof retryJsonSchema>;
 
 /** The query of `GET /tasks/:id/results`. */
 export const resultsQuerySchema = z.object({
-  cursor: z.string().min(1).optional(),
-  limit: wholeNumberText.pipe(z.number().int().min(1).max(1000)).default(100),
-  format: z.enum(['json', 'ndjson']).optional(),
+  cursor: z.string().min(1).optional().describe("The previous page's `next_cursor`."),
+  limit: wholeNumberText.pipe(z.number().int().min(1).max(1000)).default(100).describe('Result lines per page, 1–1000.'),
+  format: z.enum(['json', 'ndjson']).optional().describe('`ndjson`: every line as one stream (as `Accept: application/x-ndjson`).'),
 });

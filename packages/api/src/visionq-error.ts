@@ -1,10 +1,5 @@
 import { ErrorCode } from './error-codes';
-
-export interface ErrorDetail {
-  /** Where the problem is: a request field, a config variable, an image URI. */
-  field?: string;
-  message: string;
-}
+import type { ErrorDetail } from './error-body';
 
 export interface VisionqErrorOptions {
   cause?: unknown;

@@ -1,4 +1,4 @@
-import type { CallbackEvent, TaskFailure, TaskStatus } from '@visionq/api';
+import type { CallbackEvent, FailedChunkView, TaskFailure, TaskStatus } from '@visionq/api';
 import type { ChunkJobData, ListJobData } from './queue.jobs';
 
 /** `batch`: a `POST /batch_predict`; `predict`: a `POST /predict` (one image, a client waiting). */
@@ -68,13 +68,9 @@ export interface JobFailure {
 }
 
 /** A chunk that used up its attempts, with its job, kept for a retry. */
-export interface FailedChunk extends JobFailure {
-  index: number;
-  images: number;
+export interface FailedChunk extends FailedChunkView {
   data: ChunkJobData;
 }
-
-export type FailedChunkView = Omit<FailedChunk, 'data'>;
 
 /** A `source` page whose listing used up its attempts, with its job. */
 export interface FailedListing extends JobFailure {

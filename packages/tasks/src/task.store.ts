@@ -1,9 +1,9 @@
 import type { RedisConnection } from './redis.connection';
 import type { Config } from '@visionq/config';
-import { ErrorCode, VisionqError, type TaskStatus } from '@visionq/api';
+import { ErrorCode, VisionqError, type FailedChunkView, type TaskStatus } from '@visionq/api';
 import type { KeyNamespace } from './key.namespace';
 import type { ChunkJobData, ListJobData } from './queue.jobs';
-import type { CallbackRecord, FailedChunk, FailedChunkView, FailedListing, JobFailure, TaskRecord, TaskSpec } from './task.record';
+import type { CallbackRecord, FailedChunk, FailedListing, JobFailure, TaskRecord, TaskSpec } from './task.record';
 
 /** What a committed chunk adds to its task's progress. */
 export interface ChunkCounts {

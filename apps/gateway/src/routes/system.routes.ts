@@ -13,7 +13,7 @@ export interface ReadinessProbes {
   draining(): boolean;
 }
 
-/** `GET /healthz`: the process answers. The one route that needs no key (liveness probes send none). */
+/** `GET /healthz`: the process answers. It needs no key (liveness probes send none). */
 export function healthRoute(): Router {
   const router = Router();
   router.get('/healthz', (_req: Request, res: Response) => {
