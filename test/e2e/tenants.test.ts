@@ -149,6 +149,21 @@ describe('API keys and tenants (whole processes, two gateways)', function () {
     }
     expect(last).to.equal(status);
   }
+
+  it('tags a task\'s log lines, on the gateway and the worker, with the fields a log stack indexes', async () => {
+    const requestId = `req-${randomBytes(6).toString('hex')}`;
+    const submit = await cluster.request('POST', '/batch_predict', { images: [image(), image()] }, { ...bearer(key.acme!), 'x-request-id': requestId });
+    expect(submit.headers.get('x-request-id')).to.equal(requestId);
+    const id = submit.body.task_id;
+    await cluster.waitForTask(id, 60_000, bearer(key.acme!));
+    const queued = Cluster.lines(cluster.gateway, 'task queued').find((l) => l.task_id === id);
+    expect(queued).to.include({ request_id: requestId, tenant: 'acme', model: 'fashion-vgg' });
+    const access = cluster.gateway.logs.find((l) => l.message === 'request' && l.request_id === requestId);
+    expect(access).to.include({ tenant: 'acme', method: 'POST', route: '/batch_predict', status: 202, level: 'info' });
+    for (let i = 0; i < 100 && !Cluster.lines(cluster.workers[0]!, 'chunk done').some((l) => l.task_id === id); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    const done = Cluster.lines(cluster.workers[0]!, 'chunk done').find((l) => l.task_id === id);
+    expect(done).to.include({ request_id: requestId, tenant: 'acme', chunk: 0, model: 'fashion-vgg', service: 'worker' });
+  });
 });
 
 describe('safe by default: the bind address and keys (whole processes)', function () {

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import express, { type Express } from 'express';
 import { ErrorCode, VisionqError } from '@visionq/api';
@@ -8,6 +7,7 @@ import type { GatewayMetrics, Logger } from '@visionq/observability';
 import type { Tasks } from '@visionq/tasks';
 import { authenticate } from './authentication';
 import { errorHandler } from './error-handler';
+import { tagTenant, withRequestContext } from './request-context';
 import { limitJsonDepth, refuseContentEncodings } from './request-limits';
 import { adminRoutes } from './routes/admin.routes';
 import { batchRoutes } from './routes/batch.routes';
@@ -41,23 +41,11 @@ export function createApp(parts: AppParts): Express {
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
 
-  app.use((req, res, next) => {
-    const id = req.get('x-request-id') ?? randomUUID();
-    res.setHeader('x-request-id', id);
-    const started = performance.now();
-    res.on('finish', () => {
-      const seconds = (performance.now() - started) / 1000;
-      // The route's pattern, not the path: task ids must not become label values.
-      const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
-      metrics.requests.inc({ method: req.method, route, status: String(res.statusCode) });
-      metrics.requestSeconds.observe({ method: req.method, route }, seconds);
-      logger.debug('request', { request_id: id, method: req.method, path: req.path, status: res.statusCode, ms: Math.round(seconds * 1000) });
-    });
-    next();
-  });
+  app.use(withRequestContext(logger, metrics));
   app.use(healthRoute());
   app.use(docsRoutes());
   app.use(authenticate(parts.keys));
+  app.use(tagTenant);
   app.use(parts.quotas.rate());
   app.use(refuseContentEncodings);
   app.use(express.json({ limit: parts.limits.maxJsonBytes, strict: false, inflate: false }));
@@ -65,7 +53,7 @@ export function createApp(parts: AppParts): Express {
 
   app.use(predictRoutes(parts.submissions, parts.tasks.store));
   app.use(batchRoutes(parts.submissions));
-  app.use(tasksRoutes(parts.tasks, { inlineResultsLimit: parts.limits.inlineResultsLimit, heartbeatMs: parts.limits.heartbeatMs, logger }));
+  app.use(tasksRoutes(parts.tasks, { inlineResultsLimit: parts.limits.inlineResultsLimit, heartbeatMs: parts.limits.heartbeatMs }));
   app.use(adminRoutes(parts.adminQueues));
   app.use(systemRoutes(parts.catalog, parts.tasks.workers, metrics, parts.probes));
 

@@ -2,6 +2,7 @@ import type { ErrorRequestHandler } from 'express';
 import { ErrorCode, errorBody, httpStatusOf, VisionqError } from '@visionq/api';
 import type { GatewayMetrics, Logger } from '@visionq/observability';
 import { isRedisConnectionError, redisUnavailable } from '@visionq/tasks';
+import type { RequestContext } from './request-context';
 import { ADMIN_UI_PATH } from './routes/admin.routes';
 
 /** body-parser's failures, in the words of DESIGN.md's error codes. */
@@ -29,11 +30,12 @@ function fromBodyParser(err: { type?: string; message?: string; limit?: number }
 export function errorHandler(logger: Logger, metrics: GatewayMetrics): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
     const known = err instanceof VisionqError ? err : isRedisConnectionError(err) ? redisUnavailable(err) : fromBodyParser(err as { type?: string });
-    const requestId = res.getHeader('x-request-id');
+    // Its lines carry the request's id (and tenant); one that failed before it had a context, the id it was answered with.
+    const log = (res.locals.context as RequestContext | undefined)?.log ?? logger.child({ request_id: res.getHeader('x-request-id') });
     if (!known) {
-      logger.error('request failed', { request_id: requestId, method: req.method, path: req.path, error: (err as Error)?.stack ?? String(err) });
+      log.error('request failed', { method: req.method, path: req.path, error: (err as Error)?.stack ?? String(err) });
     } else if (known.code === ErrorCode.Unavailable) {
-      logger.warn('request refused: a dependency is unavailable', { request_id: requestId, path: req.path, error: known.message });
+      log.warn('request refused: a dependency is unavailable', { path: req.path, error: known.message });
     }
     if (res.headersSent) {
       res.destroy(); // a stream already under way cannot turn into an error body

@@ -22,6 +22,7 @@ import type { GatewayMetrics, Logger } from '@visionq/observability';
 import type { Submitted, TaskInput, TaskKind, TaskSpec, TaskSubmitter } from '@visionq/tasks';
 import { receiveUpload } from './multipart-upload';
 import type { TenantQuotas } from './tenant-quotas';
+import type { RequestContext } from './request-context';
 import { digestOf, isMultipart, parseRequest, requireJson } from './routes/request-body';
 
 /** A submit parsed and checked, before anything is enqueued. */
@@ -69,9 +70,10 @@ export class SubmissionService {
   ) {}
 
   /** `POST /batch_predict`: JSON `images` or `source`, or a multipart upload of `files`. */
-  async batch(req: Request, principal: Principal): Promise<Submitted> {
+  async batch(req: Request, principal: Principal, context: RequestContext): Promise<Submitted> {
     const id = randomUUID();
     const submission = isMultipart(req) ? await this.batchUpload(req, principal, id) : this.batchJson(req, principal, id);
+    submission.spec.requestId = context.id;
     const key = req.get('idempotency-key');
     let submitted: Submitted;
     let charge: { refund(): Promise<void> } | undefined;
@@ -93,15 +95,16 @@ export class SubmissionService {
       return submitted;
     }
     this.metrics.tasksSubmitted.inc({ model: submission.spec.model, kind: 'batch' });
-    this.logger.info('task queued', { task_id: id, model: submission.spec.model, images: 'images' in submission.input ? submission.input.images.length : undefined });
+    context.log.info('task queued', { task_id: id, model: submission.spec.model, images: 'images' in submission.input ? submission.input.images.length : undefined });
     return submitted;
   }
 
   /** `POST /predict`: one image, uploaded (`file`) or named by URI, on the predict queue. */
-  async predict(req: Request, principal: Principal): Promise<PredictSubmission> {
+  async predict(req: Request, principal: Principal, context: RequestContext): Promise<PredictSubmission> {
     const id = randomUUID();
     const uploaded = isMultipart(req);
     const { image, spec } = uploaded ? await this.predictUpload(req, principal, id) : this.predictJson(req, principal, id);
+    spec.requestId = context.id;
     let charge: { refund(): Promise<void> } | undefined;
     let wait;
     try {

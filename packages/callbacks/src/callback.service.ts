@@ -185,7 +185,7 @@ export class CallbackService {
     await this.tasks.recordCallback(task.id, attempt, delivered ? 'delivered' : 'pending', ATTEMPTS_SHOWN);
     this.onOutcome(delivered ? 'delivered' : 'retried');
     if (!delivered) throw new Error(attempt.error ?? `the receiver answered ${attempt.status}`);
-    this.logger.info('callback delivered', { task_id: task.id, attempts: job.attemptsMade + 1 });
+    this.logger.info('callback delivered', { task_id: task.id, tenant: task.tenant, attempts: job.attemptsMade + 1 });
   }
 
   /** The task view now, to a task still live; once, whatever the answer. */
@@ -196,7 +196,7 @@ export class CallbackService {
     const attempt = await this.post(task, `msg_${task.id}_progress_${Date.now()}`).catch((err: Error) => ({ error: err.message, status: undefined }));
     const sent = attempt.status !== undefined && attempt.status >= 200 && attempt.status < 300;
     this.onOutcome(sent ? 'progress_sent' : 'progress_dropped');
-    if (!sent) this.logger.info('progress callback not taken; the next one or the ending follows', { task_id: task.id, status: attempt.status, error: attempt.error });
+    if (!sent) this.logger.info('progress callback not taken; the next one or the ending follows', { task_id: task.id, tenant: task.tenant, status: attempt.status, error: attempt.error });
   }
 
   /** One signed POST of the task view. Rejects when the URL no longer passes its check (no retry cures that). */

@@ -1,6 +1,6 @@
 import { isTerminal, type ImageResult } from '@visionq/api';
 import type { Logger, WorkerMetrics } from '@visionq/observability';
-import type { ChunkJobData } from './queue.jobs';
+import { jobLogFields, type ChunkJobData } from './queue.jobs';
 import { ResultStore } from './result.store';
 import type { TaskStore } from './task.store';
 
@@ -41,7 +41,7 @@ export class ChunkProcessor {
   ) {}
 
   async process(chunk: ChunkJobData, options: { urgent: boolean }): Promise<ChunkOutcome> {
-    const log = this.logger.child({ task_id: chunk.taskId, chunk: chunk.index, model: chunk.model, ...(chunk.round ? { round: chunk.round } : {}) });
+    const log = this.logger.child({ ...jobLogFields(chunk), chunk: chunk.index, model: chunk.model, ...(chunk.round ? { round: chunk.round } : {}) });
     if (!(await this.claim(chunk, options.urgent))) {
       this.metrics.chunks.inc({ outcome: 'skipped' });
       return { status: 'skipped', succeeded: 0, failed: 0 };

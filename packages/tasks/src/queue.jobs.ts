@@ -19,15 +19,23 @@ export enum JobName {
   List = 'list',
 }
 
+/** What every job of a task carries from it: how to classify, where to write, and whose it is (for its log lines). */
+export interface JobParams {
+  model: string;
+  topK: number;
+  output: string;
+  /** Absent on jobs queued before jobs named their tenant. */
+  tenant?: string;
+  /** The `X-Request-Id` of the task's submit. */
+  requestId?: string;
+}
+
 /** A slice of a task's images. Jobs carry URIs, never image bytes. */
-export interface ChunkJobData {
+export interface ChunkJobData extends JobParams {
   taskId: string;
   /** The chunk's 0-based index in its task: its part file and its exactly-once bookkeeping are keyed by it. */
   index: number;
   images: string[];
-  model: string;
-  topK: number;
-  output: string;
   /** The retry round that queued it (absent: the submit's). */
   round?: number;
   /**
@@ -38,7 +46,7 @@ export interface ChunkJobData {
 }
 
 /** One page of a `source` prefix: listing it enqueues its chunks and the next page. */
-export interface ListJobData {
+export interface ListJobData extends JobParams {
   taskId: string;
   source: string;
   page: number;
@@ -46,9 +54,6 @@ export interface ListJobData {
   cursor: string | null;
   /** Index of the first chunk this page makes. */
   firstChunk: number;
-  model: string;
-  topK: number;
-  output: string;
   priority: number;
   /** The retry round that queued it (absent: the submit's); the chunks and pages it queues belong to it too. */
   round?: number;
@@ -65,6 +70,11 @@ export function chunkJobId(taskId: string, index: number, round = 0): string {
 
 export function listJobId(taskId: string, page: number, round = 0): string {
   return `${taskId}-l${page}${roundSuffix(round)}`;
+}
+
+/** The fields a job's log lines carry, as a log stack indexes them. */
+export function jobLogFields(job: { taskId: string; tenant?: string; requestId?: string }): Record<string, string> {
+  return { task_id: job.taskId, ...(job.tenant === undefined ? {} : { tenant: job.tenant }), ...(job.requestId === undefined ? {} : { request_id: job.requestId }) };
 }
 
 function roundSuffix(round: number): string {

@@ -2,7 +2,7 @@ import { ErrorCode, isTerminal, VisionqError } from '@visionq/api';
 import type { Config } from '@visionq/config';
 import type { Logger } from '@visionq/observability';
 import { ObjectAccessDeniedError, ObjectNotFoundError, type ObjectStore } from '@visionq/object-store';
-import type { ListJobData } from './queue.jobs';
+import { jobLogFields, type ListJobData } from './queue.jobs';
 import type { TaskQueue } from './task.queue';
 import { splitIntoChunks } from './task.submitter';
 import type { TaskStore } from './task.store';
@@ -44,6 +44,6 @@ export class SourceLister {
       await this.queue.addList({ ...job, page: job.page + 1, cursor: page.nextCursor, firstChunk: job.firstChunk + chunks.length });
     }
     const outcome = await this.tasks.commitPage(job.taskId, job.page, images.length, chunks.length, last);
-    this.logger.info('source page listed', { task_id: job.taskId, page: job.page, images: images.length, chunks: chunks.length, last, commit: outcome });
+    this.logger.info('source page listed', { ...jobLogFields(job), model: job.model, page: job.page, images: images.length, chunks: chunks.length, last, commit: outcome });
   }
 }

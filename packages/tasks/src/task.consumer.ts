@@ -3,7 +3,7 @@ import { ErrorCode, VisionqError } from '@visionq/api';
 import type { Config } from '@visionq/config';
 import { connectionErrorLogger, type Logger } from '@visionq/observability';
 import type { ChunkProcessor } from './chunk.processor';
-import { chunkQueueName, isRetryable, JobName, PermanentJobError, predictQueueName, type ChunkJobData, type ListJobData } from './queue.jobs';
+import { chunkQueueName, isRetryable, jobLogFields, JobName, PermanentJobError, predictQueueName, type ChunkJobData, type ListJobData } from './queue.jobs';
 import type { RedisConnection } from './redis.connection';
 import type { SourceLister } from './source.lister';
 import type { TaskStore } from './task.store';
@@ -99,8 +99,9 @@ export class TaskConsumer {
    */
   private async onFailed(job: Job | undefined, err: Error): Promise<void> {
     if (!job) return;
-    const { taskId } = job.data as { taskId: string };
-    const log = this.logger.child({ task_id: taskId, job_id: job.id });
+    const data = job.data as ChunkJobData | ListJobData;
+    const taskId = data.taskId;
+    const log = this.logger.child({ ...jobLogFields(data), model: data.model, job_id: job.id });
     try {
       if ((await job.getState()) !== 'failed') {
         log.warn('job failed, will retry', { attempt: job.attemptsMade, error: err.message });

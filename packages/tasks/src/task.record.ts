@@ -22,6 +22,8 @@ export interface TaskSpec {
   source?: string;
   /** Past this (ISO 8601) the task ends `failed` with `timeout`; what committed stays. */
   deadline?: string;
+  /** The `X-Request-Id` of its submit: its jobs' log lines carry it. */
+  requestId?: string;
   /** Where the task view is POSTed, signed, when the task ends. */
   callbackUrl?: string;
   /** What is POSTed there: `ended` always; `progress` too when asked, at most every CALLBACK_PROGRESS_INTERVAL_S. */

@@ -453,6 +453,7 @@ export class TaskStore {
     if (spec.source !== undefined) fields.source = spec.source;
     if (spec.deadline !== undefined) fields.deadline = spec.deadline;
     if (spec.callbackUrl !== undefined) fields.callback_url = spec.callbackUrl;
+    if (spec.requestId !== undefined) fields.request_id = spec.requestId;
     if (spec.callbackEvents !== undefined) fields.callback_events = spec.callbackEvents.join(',');
     // Its changes go to the progress stream too, which the callbacks read.
     if (spec.callbackEvents?.includes('progress')) fields.progress_key = this.keys.progress();
@@ -493,6 +494,7 @@ export class TaskStore {
       source: h.source,
       deadline: h.deadline,
       callbackUrl: h.callback_url,
+      requestId: h.request_id,
       callbackEvents: h.callback_events === undefined ? undefined : (h.callback_events.split(',') as TaskSpec['callbackEvents']),
       callback: h.callback === undefined ? undefined : JSON.parse(h.callback),
       status: h.status as TaskStatus,

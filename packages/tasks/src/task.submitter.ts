@@ -1,6 +1,6 @@
 import { ErrorCode, UnavailableError, VisionqError, type ImageResult, type TaskStatus } from '@visionq/api';
 import type { IdempotencyStore } from './idempotency.store';
-import type { ChunkJobData } from './queue.jobs';
+import type { ChunkJobData, JobParams } from './queue.jobs';
 import type { TaskRecord, TaskSpec } from './task.record';
 import type { TaskQueue } from './task.queue';
 import type { TaskStore } from './task.store';
@@ -132,7 +132,7 @@ export class TaskSubmitter {
 
 /** Chunk jobs for `images`, numbered from `firstChunk`, of the task's retry `round` when it has one. */
 export function splitIntoChunks(
-  task: Pick<ChunkJobData, 'taskId' | 'model' | 'topK' | 'output' | 'round'>,
+  task: Pick<ChunkJobData, 'taskId' | 'round'> & JobParams,
   images: string[],
   chunkSize: number,
   firstChunk = 0,
@@ -153,6 +153,6 @@ function tenantKey(spec: TaskSpec, idempotent: IdempotentRequest): string {
   return `${spec.tenant}\n${idempotent.key}`;
 }
 
-function jobParams(spec: Pick<TaskSpec, 'model' | 'topK' | 'output'>): Pick<ChunkJobData, 'model' | 'topK' | 'output'> {
-  return { model: spec.model, topK: spec.topK, output: spec.output };
+function jobParams(from: JobParams): JobParams {
+  return { model: from.model, topK: from.topK, output: from.output, ...(from.tenant === undefined ? {} : { tenant: from.tenant }), ...(from.requestId === undefined ? {} : { requestId: from.requestId }) };
 }

@@ -2,6 +2,7 @@ import { Router, type Request, type Response } from 'express';
 import { ErrorCode, VisionqError, type PredictResponse } from '@visionq/api';
 import type { TaskStore } from '@visionq/tasks';
 import { principalOf, requireScope } from '../authentication';
+import { requestContext } from '../request-context';
 import type { SubmissionService } from '../submission.service';
 
 /**
@@ -13,7 +14,7 @@ export function predictRoutes(submissions: SubmissionService, tasks: TaskStore):
   const router = Router();
 
   router.post('/predict', requireScope('predict'), async (req: Request, res: Response) => {
-    const { taskId, image, model, result } = await submissions.predict(req, principalOf(res));
+    const { taskId, image, model, result } = await submissions.predict(req, principalOf(res), requestContext(res));
     let line;
     try {
       line = await result;

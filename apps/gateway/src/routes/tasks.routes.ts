@@ -2,13 +2,13 @@ import { once } from 'node:events';
 import { Router, type Request, type Response } from 'express';
 import { ErrorCode, isTerminal, resultsQuerySchema, retryJsonSchema, VisionqError, type ResultsPage, type TaskEvent } from '@visionq/api';
 import { taskView, type TaskRecord, type Tasks } from '@visionq/tasks';
-import type { Logger } from '@visionq/observability';
 import { canSee } from '@visionq/auth';
 import { principalOf, requireScope } from '../authentication';
+import { requestContext } from '../request-context';
 import { parseRequest, requireJson } from './request-body';
 
 /** `GET /tasks/:id`, its results and events, `POST /tasks/:id/retry`, `DELETE /tasks/:id`. */
-export function tasksRoutes(tasks: Pick<Tasks, 'store' | 'results' | 'events' | 'hub' | 'submitter'>, options: { inlineResultsLimit: number; heartbeatMs: number; logger: Logger }): Router {
+export function tasksRoutes(tasks: Pick<Tasks, 'store' | 'results' | 'events' | 'hub' | 'submitter'>, options: { inlineResultsLimit: number; heartbeatMs: number }): Router {
   const router = Router();
 
   /** The task named in the path, if the caller may see it: another tenant's task does not exist for it. */
@@ -82,7 +82,7 @@ export function tasksRoutes(tasks: Pick<Tasks, 'store' | 'results' | 'events' | 
     // Sends in order, even though an `ended` reads the record first.
     let sending = Promise.resolve();
     const enqueue = (event: TaskEvent, last = true) => (sending = sending.then(() => (res.writableEnded ? undefined : send(event, last))).catch((err: Error) => {
-      options.logger.warn('event stream write failed', { task_id: task.id, error: err.message });
+      requestContext(res).log.warn('event stream write failed', { task_id: task.id, error: err.message });
       end();
     }));
     // The log so far at once, then live through this gateway's one read loop.
@@ -106,7 +106,7 @@ export function tasksRoutes(tasks: Pick<Tasks, 'store' | 'results' | 'events' | 
     if (hasBody) requireJson(req);
     const body = hasBody ? parseRequest(retryJsonSchema, req.body) : {};
     const round = await tasks.submitter.retry(task, { failedImages: body.failed_images === true });
-    options.logger.info('task retried', { task_id: task.id, round, failed_images: body.failed_images === true });
+    requestContext(res).log.info('task retried', { task_id: task.id, round, failed_images: body.failed_images === true });
     res.status(202).json(taskView((await tasks.store.get(task.id)) ?? task));
   });
 
@@ -117,7 +117,7 @@ export function tasksRoutes(tasks: Pick<Tasks, 'store' | 'results' | 'events' | 
       const status = outcome === 'already_cancelled' ? 'cancelled' : task.status;
       throw new VisionqError(ErrorCode.Conflict, `task ${task.id} has already ended (${status})`, [{ field: 'id', message: status }]);
     }
-    if (outcome === 'cancelled') options.logger.info('task cancelled', { task_id: task.id });
+    if (outcome === 'cancelled') requestContext(res).log.info('task cancelled', { task_id: task.id });
     res.json(taskView((await tasks.store.get(task.id)) ?? task));
   });
 
