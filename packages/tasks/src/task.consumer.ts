@@ -109,7 +109,9 @@ export class TaskConsumer {
       }
       const permanent = err instanceof PermanentJobError;
       const code = permanent ? err.code : err instanceof VisionqError ? err.code : ErrorCode.Internal;
-      const failure = { attempts: job.attemptsMade, error: { code, message: err.message }, failed_at: new Date().toISOString() };
+      // What the task view shows: visionq's own message, never the text of an unexpected error (paths, hosts); that goes to the log.
+      const shown = permanent || err instanceof VisionqError ? err.message : `unexpected ${(err as NodeJS.ErrnoException).code ?? err.name} on a worker; its log has the details (job ${job.id})`;
+      const failure = { attempts: job.attemptsMade, error: { code, message: shown }, failed_at: new Date().toISOString() };
       const outcome =
         job.name === JobName.List ? await this.tasks.failListing(taskId, failure, job.data as ListJobData) : await this.tasks.failChunk(taskId, failure, job.data as ChunkJobData);
       log.error(permanent ? 'job cannot succeed; kept on its task for a retry' : 'job used up its attempts; kept on its task for a retry', {
