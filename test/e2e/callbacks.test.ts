@@ -1,47 +1,26 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
 import { Cluster } from '../support/cluster';
 import { ANKLE_BOOT_PNG } from '../support/model-fixtures';
-import { freePort } from '../support/moto-server';
+import { startWebhookReceiver } from '../support/webhook-receiver';
 import { verify } from '../support/webhook-verifier';
 
 const SECRET = `whsec_${randomBytes(24).toString('base64')}`;
 /** Each task's first attempts the receiver answers 500; then 200. */
 const FAILURES = 2;
 
-interface Received {
-  task: string;
-  headers: Record<string, string>;
-  body: string;
-  answered: number;
-}
-
 describe('callbacks: signed, retried, exactly once per task over two gateways and two workers (whole processes)', function () {
   this.timeout(120_000);
   const bucket = `vq-hooks-${randomBytes(4).toString('hex')}`;
   let cluster: Cluster;
   let second: string;
-  let receiver: Server;
+  let receiver: Awaited<ReturnType<typeof startWebhookReceiver>>;
   let hook: string;
-  const received: Received[] = [];
 
   before(async () => {
-    const port = await freePort();
-    receiver = createServer((req, res) => {
-      let body = '';
-      req.setEncoding('utf8').on('data', (piece: string) => (body += piece));
-      req.on('end', () => {
-        const task = new URL(req.url!, 'http://x').searchParams.get('task')!;
-        const tries = received.filter((r) => r.task === task).length;
-        const answered = tries < FAILURES ? 500 : 200;
-        received.push({ task, headers: req.headers as Record<string, string>, body, answered });
-        res.writeHead(answered).end();
-      });
-    });
-    await new Promise<void>((resolve) => receiver.listen(port, '127.0.0.1', resolve));
-    hook = `http://127.0.0.1:${port}/hook`;
+    receiver = await startWebhookReceiver((_task, earlier) => (earlier < FAILURES ? 500 : 200));
+    hook = receiver.url;
     cluster = await Cluster.start({
       bucket,
       workers: 2,
@@ -79,7 +58,7 @@ describe('callbacks: signed, retried, exactly once per task over two gateways an
       expect(view.callback.state, JSON.stringify(view.callback)).to.equal('delivered');
       expect(view.callback.attempts.map((a: { status: number }) => a.status)).to.deep.equal([500, 500, 200]);
       for (const attempt of view.callback.attempts) expect(attempt.latency_ms).to.be.a('number');
-      const mine = received.filter((r) => r.task === `t${i}`);
+      const mine = receiver.received.filter((r) => r.task === `t${i}`);
       expect(mine.map((r) => r.answered), `deliveries of task ${i}`).to.deep.equal([500, 500, 200]);
       const delivered = mine.at(-1)!;
       expect(verify(SECRET, delivered.headers, delivered.body)).to.equal(true);

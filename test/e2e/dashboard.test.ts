@@ -1,12 +1,12 @@
 import { expect } from 'chai';
 import { readdir, readFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { Cluster } from '../support/cluster';
 import { panelQueries, readDashboard, substitute } from '../support/grafana-dashboard';
 import { FASHION_DIR, REPO_ROOT } from '../support/model-fixtures';
 import { freePort } from '../support/moto-server';
 import { startPrometheus, type PromSample, type PrometheusServer } from '../support/prometheus-server';
+import { startWebhookReceiver } from '../support/webhook-receiver';
 
 const BUCKET = 'visionq';
 const WAIT_MS = 30_000;
@@ -31,20 +31,13 @@ describe('deploy/grafana: every dashboard query answers from a real Prometheus s
   this.timeout(120_000);
   let cluster: Cluster;
   let prometheus: PrometheusServer;
-  let receiver: Server;
-  let callbacksReceived = 0;
+  let receiver: Awaited<ReturnType<typeof startWebhookReceiver>>;
   let callbackUrl: string;
   const dashboard = readDashboard();
 
   before(async () => {
-    receiver = createServer((req, res) => {
-      req.resume().on('end', () => {
-        callbacksReceived++;
-        res.writeHead(204).end();
-      });
-    });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-    callbackUrl = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hook`;
+    receiver = await startWebhookReceiver(() => 204);
+    callbackUrl = receiver.url;
     const metricsPort = await freePort();
     cluster = await Cluster.start({
       bucket: BUCKET,
@@ -65,7 +58,7 @@ describe('deploy/grafana: every dashboard query answers from a real Prometheus s
   after(async () => {
     await prometheus?.stop();
     await cluster?.stop();
-    await new Promise((resolve) => receiver?.close(resolve));
+    receiver?.close();
   });
 
   /** A batch of `good` fashion images plus a truncated PNG and a missing object; resolves once the task has ended. */
@@ -86,7 +79,7 @@ describe('deploy/grafana: every dashboard query answers from a real Prometheus s
     const predicted = await cluster.request('POST', '/predict', { image: `s3://${BUCKET}/round-1/0.png` });
     expect(predicted.status, JSON.stringify(predicted.body)).to.equal(200);
     expect((await cluster.request('POST', '/batch_predict', '{"images": [', { 'content-type': 'application/json' })).body.error.code).to.equal('invalid_request');
-    await until('the callback delivered', async () => (callbacksReceived > 0 ? true : undefined));
+    await until('the callback delivered', async () => (receiver.received.length > 0 ? true : undefined));
     // Scraped: the worker's counts and the gateway's callback, so the second round's increments fall inside rate windows.
     await until('round one scraped', async () => {
       const images = await prometheus.query('sum(visionq_images_total)');

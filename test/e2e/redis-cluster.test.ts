@@ -1,7 +1,6 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
@@ -10,9 +9,9 @@ import { chunkQueueName, connectRedis, KeyNamespace, predictQueueName, TaskEvent
 import { bearer, createKey } from '../support/api-keys';
 import { Cluster } from '../support/cluster';
 import { FASHION_DIR } from '../support/model-fixtures';
-import { freePort } from '../support/moto-server';
 import { startRedisCluster, startRedisSentinel, type RedisClusterTopology, type RedisSentinelTopology } from '../support/redis-cluster';
 import { readEvents } from '../support/sse';
+import { startWebhookReceiver } from '../support/webhook-receiver';
 
 const CHUNK_SIZE = 10;
 const MODEL = 'fashion-vgg';
@@ -56,9 +55,8 @@ describe('Redis Cluster: a gateway and a worker on three masters (whole processe
   let cluster: Cluster;
   let redis: RedisConnection;
   let keysDir: string;
-  let receiver: Server;
+  let receiver: Awaited<ReturnType<typeof startWebhookReceiver>>;
   let hook: string;
-  const callbacks: Array<{ path: string; body: any }> = [];
   const key: Record<string, string> = {};
   let auth: Record<string, string>;
 
@@ -70,17 +68,8 @@ describe('Redis Cluster: a gateway and a worker on three masters (whole processe
     key.main = createKey(keysFile, '--tenant', 'main', '--webhook-secret').split('\n')[0]!;
     key.daily = createKey(keysFile, '--tenant', 'daily', '--images-per-day', '3');
     auth = bearer(key.main);
-    const port = await freePort();
-    receiver = createServer((req, res) => {
-      let body = '';
-      req.setEncoding('utf8').on('data', (piece: string) => (body += piece));
-      req.on('end', () => {
-        callbacks.push({ path: req.url!, body: JSON.parse(body) });
-        res.writeHead(204).end();
-      });
-    });
-    await new Promise<void>((resolve) => receiver.listen(port, '127.0.0.1', resolve));
-    hook = `http://127.0.0.1:${port}/hook`;
+    receiver = await startWebhookReceiver(() => 204);
+    hook = receiver.url;
     cluster = await Cluster.start({
       bucket,
       workers: 1,
@@ -125,8 +114,8 @@ describe('Redis Cluster: a gateway and a worker on three masters (whole processe
     expect(page.body.results.every((r: any) => r.predictions?.length === 1)).to.equal(true);
     expect(page.body.next_cursor).to.equal(null);
 
-    const delivered = await until('the callback', async () => callbacks.find((c) => c.path === '/hook?task=batch'));
-    expect(delivered.body).to.deep.include({ task_id: id, status: 'succeeded' });
+    const delivered = await until('the callback', async () => receiver.received.find((c) => c.task === 'batch'));
+    expect(JSON.parse(delivered.body)).to.deep.include({ task_id: id, status: 'succeeded' });
   });
 
   it('keeps every key of the deployment, its own and BullMQ\'s, in the one slot of its hash tag', async () => {

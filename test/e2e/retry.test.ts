@@ -1,44 +1,27 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { readFile, rm, symlink } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { Cluster } from '../support/cluster';
 import { ANKLE_BOOT_PNG } from '../support/model-fixtures';
-import { freePort } from '../support/moto-server';
 import { readEvents } from '../support/sse';
+import { startWebhookReceiver } from '../support/webhook-receiver';
 import { verify } from '../support/webhook-verifier';
 
 const SECRET = `whsec_${randomBytes(24).toString('base64')}`;
-
-interface Received {
-  headers: Record<string, string>;
-  body: string;
-}
 
 describe('failed chunks, POST /tasks/:id/retry, and progress callbacks (whole processes)', function () {
   this.timeout(180_000);
   const bucket = `vq-retry-${randomBytes(4).toString('hex')}`;
   let cluster: Cluster;
-  let receiver: Server;
+  let receiver: Awaited<ReturnType<typeof startWebhookReceiver>>;
   let hook: string;
   let png: Buffer;
-  const received = new Map<string, Received[]>();
-  const calls = (task: string) => received.get(task) ?? [];
+  const calls = (task: string) => receiver.received.filter((r) => r.task === task);
 
   before(async () => {
-    const port = await freePort();
-    receiver = createServer((req, res) => {
-      let body = '';
-      req.setEncoding('utf8').on('data', (piece: string) => (body += piece));
-      req.on('end', () => {
-        const task = new URL(req.url!, 'http://x').searchParams.get('task')!;
-        received.set(task, [...calls(task), { headers: req.headers as Record<string, string>, body }]);
-        res.writeHead(200).end();
-      });
-    });
-    await new Promise<void>((resolve) => receiver.listen(port, '127.0.0.1', resolve));
-    hook = `http://127.0.0.1:${port}/hook`;
+    receiver = await startWebhookReceiver();
+    hook = receiver.url;
     png = await readFile(ANKLE_BOOT_PNG);
     cluster = await Cluster.start({
       bucket,

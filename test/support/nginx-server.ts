@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from './model-fixtures';
 import { freePort } from './moto-server';
+import { startServerProcess, untilAnswers } from './server-process';
 
 export const NGINX_CONF = join(REPO_ROOT, 'deploy', 'nginx', 'nginx.conf');
 
@@ -37,7 +37,6 @@ export interface NginxServer {
   stop(): Promise<void>;
 }
 
-const START_TIMEOUT_MS = 30_000;
 const STOP_GRACE_MS = 5_000;
 
 /** Starts nginx in front of `gateways` (`host:port` each) and waits until it answers its health route. */
@@ -45,35 +44,12 @@ export async function startNginx(gateways: string[]): Promise<NginxServer> {
   const dir = await mkdtemp(join(tmpdir(), 'vq-nginx-'));
   const port = await freePort();
   await writeFile(join(dir, 'nginx.conf'), renderNginxConf(gateways, port, dir));
-  const child = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-  let ended: string | undefined;
-  const exited = new Promise<void>((resolve) => {
-    child.once('exit', (code, signal) => {
-      ended = `exited (code ${code}, signal ${signal})`;
-      resolve();
-    });
-    child.once('error', (err) => {
-      ended = `could not start (Debian's nginx package; .ci/run installs it): ${err.message}`;
-      resolve();
-    });
+  // SIGTERM is nginx's fast shutdown (SIGQUIT would wait for open streams to end).
+  const program = startServerProcess('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], {
+    installHint: "Debian's nginx package; .ci/run installs it",
+    graceMs: STOP_GRACE_MS,
+    cleanUp: () => rm(dir, { recursive: true, force: true }),
   });
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-  let stopping: Promise<void> | undefined;
-  const stop = () =>
-    (stopping ??= (async () => {
-      process.removeListener('exit', killOnExit);
-      if (!ended) {
-        // SIGQUIT would wait for open streams to end; SIGTERM is nginx's fast shutdown.
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-        await exited;
-        clearTimeout(timer);
-      }
-      await rm(dir, { recursive: true, force: true });
-    })());
   const url = `http://127.0.0.1:${port}`;
   const server: NginxServer = {
     url,
@@ -82,13 +58,8 @@ export async function startNginx(gateways: string[]): Promise<NginxServer> {
         .split('\n')
         .filter(Boolean)
         .map((line) => JSON.parse(line) as Record<string, unknown>),
-    stop,
+    stop: program.stop,
   };
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  while (!ended && Date.now() < deadline) {
-    if (await fetch(`${url}/nginx-healthz`, { signal: AbortSignal.timeout(2_000) }).then((r) => r.ok, () => false)) return server;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  await stop();
-  throw new Error(`nginx on port ${port} ${ended ?? `did not answer within ${START_TIMEOUT_MS} ms`}\nstderr:\n${stderr}`);
+  await untilAnswers(program, `nginx on port ${port}`, `${url}/nginx-healthz`);
+  return server;
 }

@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { freePort } from './moto-server';
+import { startServerProcess, untilAnswers } from './server-process';
 
 /** One series of an instant query's answer; `value` as Prometheus writes it ("NaN" included). */
 export interface PromSample {
@@ -31,10 +31,7 @@ export interface PrometheusOptions {
   jobs: Array<{ name: string; targets: string[] }>;
 }
 
-const START_TIMEOUT_MS = 30_000;
-const POLL_INTERVAL_MS = 100;
 const STOP_GRACE_MS = 5_000;
-const STDERR_TAIL_CHARS = 8_000;
 
 /**
  * Starts `prometheus` with a generated config on a free loopback port and waits until it
@@ -54,39 +51,11 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
   );
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], {
-    stdio: ['ignore', 'ignore', 'pipe'],
+  const program = startServerProcess('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], {
+    installHint: "Debian's prometheus package; .ci/run installs it",
+    graceMs: STOP_GRACE_MS,
+    cleanUp: () => rm(dir, { recursive: true, force: true }),
   });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (text: string) => {
-    stderr = (stderr + text).slice(-STDERR_TAIL_CHARS);
-  });
-  let ended: string | undefined;
-  const exited = new Promise<void>((resolve) => {
-    child.once('exit', (code, signal) => {
-      ended = `exited (code ${code}, signal ${signal})`;
-      resolve();
-    });
-    child.once('error', (err) => {
-      ended = `could not start (Debian's prometheus package; .ci/run installs it): ${err.message}`;
-      resolve();
-    });
-  });
-  const killOnExit = () => child.kill('SIGKILL');
-  process.once('exit', killOnExit);
-
-  let stopping: Promise<void> | undefined;
-  const stop = () =>
-    (stopping ??= (async () => {
-      process.removeListener('exit', killOnExit);
-      if (!ended) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-        await exited;
-        clearTimeout(timer);
-      }
-      await rm(dir, { recursive: true, force: true });
-    })());
 
   const api = async (path: string): Promise<any> => {
     const res = await fetch(`${url}${path}`, { signal: AbortSignal.timeout(10_000) });
@@ -98,15 +67,9 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
     url,
     query: async (expr) => (await api(`/api/v1/query?query=${encodeURIComponent(expr)}`)).result,
     labelValues: (label, match) => api(`/api/v1/label/${encodeURIComponent(label)}/values?match[]=${encodeURIComponent(match)}`),
-    stop,
+    stop: program.stop,
   };
 
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  while (!ended && Date.now() < deadline) {
-    const ready = await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(2_000) }).then((r) => r.ok, () => false);
-    if (ready) return server;
-    await new Promise((resolve) => setTimeout(resolve, POLL_INTERVAL_MS));
-  }
-  await stop();
-  throw new Error(`prometheus on port ${port} ${ended ?? `was not ready within ${START_TIMEOUT_MS} ms`}\nstderr:\n${stderr}`);
+  await untilAnswers(program, `prometheus on port ${port}`, `${url}/-/ready`);
+  return server;
 }
