@@ -849,6 +849,7 @@ describe('@visionq/tasks against Redis', function () {
         model: MODEL,
         topK: 3,
         output: OUTPUT,
+        tenant: 'acme',
       }));
       expect(jobs.map((j) => j.data)).to.deep.equal(expected);
       for (const job of jobs) expect(job.opts).to.deep.include({ priority: 4, attempts: 3 });
@@ -883,6 +884,7 @@ describe('@visionq/tasks against Redis', function () {
         model: MODEL,
         topK: spec.topK,
         output: OUTPUT,
+        tenant: 'acme',
         priority: 7,
       };
       expect(jobs[0]!.data).to.deep.equal(expected);

@@ -8,19 +8,26 @@
  *      index is new to the task's committed set, atomically, with its `progress` event;
  *   3. readers (ResultStore) read the parts of committed chunks only.
  * So a chunk that runs twice (a worker killed mid-chunk, a retry) writes the same part
- * twice and counts once, and every image is read exactly once.
+ * twice and counts once, and every image is read exactly once. A rerun of a committed
+ * chunk's failed images (a retry with `failed_images`) writes a part of its own round, and
+ * its commit (TaskStore.recommitChunk) swaps it in and moves the counts, once per round.
  *
  * Who moves a task to which status (each move atomic, with its event, in task.store.ts):
  *   created  → `queued`                        TaskSubmitter (the gateway)
  *   `queued` → `running`                       ChunkProcessor / SourceLister, on the first claim
  *   → `succeeded` | `completed_with_errors`    the commit of the last chunk (or last page)
+ *   → `failed`                                 the same, when a chunk (or the listing) used up its
+ *                                              attempts: TaskConsumer keeps such a job on its task
+ *                                              (queue.jobs.ts says which errors retry) and the others
+ *                                              run on; TaskSubmitter: jobs that could not be enqueued;
+ *                                              DeadlineSweeper: the task's deadline passed (`timeout`)
  *   → `cancelled`                              TaskStore.cancel (DELETE /tasks/:id)
- *   → `failed`                                 TaskConsumer: a job out of retries or that no retry
- *                                              can cure (queue.jobs.ts says which); TaskSubmitter:
- *                                              jobs that could not be enqueued; DeadlineSweeper:
- *                                              the task's deadline passed (`timeout`)
- * No status moves once terminal; chunks of an ended task are skipped, and a running one
- * stops within a cancel poll.
+ *   `failed` | `completed_with_errors` → `running`   TaskSubmitter.retry (POST /tasks/:id/retry): the
+ *                                              kept jobs (and failed images) run again as the next
+ *                                              round; only a task whose every chunk committed or was
+ *                                              kept can be retried
+ * No status moves once terminal but by a retry; chunks of an ended task are skipped, and a
+ * running one stops within a cancel poll.
  */
 export { ChunkProcessor } from './chunk.processor';
 export type { ChunkOutcome, ImageSource } from './chunk.processor';
