@@ -182,7 +182,7 @@ describe('fuzz: generated requests against a real gateway and worker (whole proc
     const temps = existsSync(join(cluster.dataDir, bucket)) ? readdirSync(join(cluster.dataDir, bucket), { recursive: true }).filter((f) => String(f).includes('.vq-put-')) : [];
     expect(temps).to.deep.equal([]);
     // Wait for the state, not a time: every descriptor a request opened is closed again.
-    for (let i = 0; i < 100 && cluster.gatewayFds() > baselineFds; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    for (let i = 0; i < 600 && cluster.gatewayFds() > baselineFds; i++) await new Promise((resolve) => setTimeout(resolve, 50));
     expect(cluster.gatewayFds(), 'open descriptors of the gateway').to.be.at.most(baselineFds);
     process.stderr.write(`      fuzz: ${cases} generated requests, ${accepted.size} accepted as tasks\n`);
     expect(cases).to.be.at.least(100);

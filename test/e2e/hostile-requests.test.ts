@@ -73,7 +73,7 @@ describe('hostile requests: every one answered, nothing crashed, leaked or left 
     const head = httpRequest('POST', '/batch_predict', { ...FORM, 'content-length': '10000000' }, multipart(BOUNDARY, [['files', randomBytes(64 * 1024), 'a.png']], true));
     for (let i = 0; i < 20; i++) await rawRequest(port, head, { hangUp: true });
     // Wait for the state, not a time: every descriptor the uploads opened is closed again.
-    for (let i = 0; i < 200 && cluster.gatewayFds() > baseline; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    for (let i = 0; i < 600 && cluster.gatewayFds() > baseline; i++) await new Promise((resolve) => setTimeout(resolve, 50));
     expect(cluster.gatewayFds(), `open now: ${cluster.gatewayFdTargets().join(' ')}; before: ${before.join(' ')}`).to.be.at.most(baseline);
     await expectNoUploads(uploads());
   });
