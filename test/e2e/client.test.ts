@@ -140,6 +140,21 @@ describe('@visionq/client against a gateway and a worker (whole processes, API k
     expect(both).to.be.instanceOf(TypeError).with.property('message').that.matches(/exactly one of images, source and files/);
   });
 
+  it("lists the tenant's tasks newest first, page after page, and no other tenant's", async () => {
+    const first = await client.list({ limit: 2 });
+    expect(first.tasks).to.have.length(2);
+    expect(first.next_cursor).to.be.a('string');
+    const all = await collect(client.listAll({ limit: 2 }));
+    expect(all.length, 'every task the tests above made').to.be.at.least(7);
+    expect(all.slice(0, 2).map((t) => t.task_id)).to.deep.equal(first.tasks.map((t) => t.task_id));
+    expect(new Set(all.map((t) => t.task_id)).size).to.equal(all.length);
+    const created = all.map((t) => t.created_at);
+    expect(created).to.deep.equal([...created].sort().reverse());
+    const cancelled = await collect(client.listAll({ status: 'cancelled' }));
+    expect(cancelled.map((t) => t.status)).to.deep.equal(['cancelled']);
+    expect((await new VisionqClient({ url: cluster.url, key: rateKey }).list()).tasks).to.deep.equal([]);
+  });
+
   it('waits out a 429 as long as Retry-After says, then succeeds', async () => {
     const attempts: Array<{ at: number; status: number; retryAfter: string | null }> = [];
     const recording: typeof fetch = async (input, init) => {
