@@ -156,6 +156,28 @@ describe('visionq CLI against a gateway (whole processes)', function () {
       expect((await cluster.request('GET', `/tasks/${taskId}`)).body.status).to.equal('queued');
       await cluster.request('DELETE', `/tasks/${taskId}`);
     });
+
+    it('asks on a terminal whether Ctrl-C should cancel the task, and cancels it on "y"', async () => {
+      const command = [process.execPath, CLI, 'submit', '--wait', '--url', cluster.url, ...queuedImages()].map((word) => `'${word}'`).join(' ');
+      // util-linux's script runs it on a pseudo-terminal: ^C written to its input is the terminal's interrupt.
+      const child = spawn('script', ['-qfec', command, '/dev/null'], { cwd: REPO_ROOT });
+      let shown = '';
+      child.stdout.setEncoding('utf8').on('data', (text: string) => (shown += text));
+      const exited = once(child, 'exit');
+      const until = async (pattern: RegExp) => {
+        for (let i = 0; i < 600 && !pattern.test(shown); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+        expect(shown).to.match(pattern);
+      };
+      await until(/\| 0\/50 images \|/);
+      child.stdin.write('\x03');
+      await until(/Cancel task [0-9a-f-]{36}\? \[y\/N\] /);
+      child.stdin.write('y\r');
+      const [code] = await exited;
+      expect(code, shown).to.equal(1);
+      expect(shown).to.match(/status:\s+cancelled/);
+      const taskId = /task ([0-9a-f-]{36}) queued/.exec(shown)![1];
+      expect((await cluster.request('GET', `/tasks/${taskId}`)).body.status).to.equal('cancelled');
+    });
   });
 
   describe('with a worker', () => {

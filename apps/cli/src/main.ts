@@ -38,6 +38,8 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : EXIT_USAGE;
+    // The reader stopped reading (`visionq results … | head`): not a failure of the command.
+    if ((err as NodeJS.ErrnoException).code === 'EPIPE') return exitCode;
     if (err instanceof VisionqClientError) {
       const details = err.details.map((d) => `\n  ${d.field ? `${d.field}: ` : ''}${d.message}`).join('');
       process.stderr.write(`visionq: ${err.code}${err.status ? ` (${err.status})` : ''}: ${err.message}${details}\n`);
