@@ -185,9 +185,9 @@ export class VisionqClient {
           onProgress?.(last);
         }
         ended = true;
-      } catch (err) {
+      } catch {
+        // A dropped stream is resumed below from Last-Event-ID; an abort is the caller's.
         if (signal?.aborted) throw signal.reason;
-        void err; // A dropped stream: resumed below from Last-Event-ID.
       }
       // The server closes the stream after the task's last `ended`.
       if (ended && last !== undefined && isTerminal(last.status)) return last;
