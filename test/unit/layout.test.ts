@@ -41,6 +41,22 @@ describe('the layout the design promises', () => {
     expect(offenders.map((f) => relative(REPO_ROOT, f))).to.deep.equal([]);
   });
 
+  it('keeps Node modules out of the client\'s main entry, so a browser bundle can take it', () => {
+    const imports = new Set<string>();
+    const visit = (file: string, seen = new Set<string>()) => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      for (const [, spec] of readFileSync(file, 'utf8').matchAll(/require\("([^"]+)"\)/g)) {
+        if (spec!.startsWith('.')) visit(join(file, '..', `${spec}.js`), seen);
+        else if (spec!.startsWith('@visionq/')) visit(join(REPO_ROOT, 'packages', spec!.slice('@visionq/'.length), 'dist', 'index.js'), seen);
+        else imports.add(spec!);
+      }
+    };
+    visit(join(REPO_ROOT, 'packages', 'client', 'dist', 'index.js'));
+    expect([...imports].sort()).to.deep.equal(['eventsource-parser', 'zod']);
+    expect(readFileSync(join(REPO_ROOT, 'packages', 'client', 'dist', 'node.js'), 'utf8'), 'the check sees Node imports where there are some').to.match(/require\("node:fs"\)/);
+  });
+
   it('keeps the worker app to its wiring', () => {
     expect(readdirSync(join(REPO_ROOT, 'apps', 'worker', 'src'))).to.deep.equal(['main.ts']);
   });

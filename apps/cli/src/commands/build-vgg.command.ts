@@ -3,8 +3,7 @@ import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { intAtLeast } from './arguments';
 import { loadConfig } from '@visionq/config';
-import { IMAGENET_SPEC, ImagePreprocessor, writeNormalized } from '@visionq/imaging';
-import { buildVgg, quantizeVgg, writeVggModelFolder, type VggDepth } from '@visionq/vgg-builder';
+import type { VggDepth } from '@visionq/vgg-builder';
 
 interface BuildOptions {
   depth: string;
@@ -30,6 +29,8 @@ export function registerBuildVgg(program: Command, setExitCode: (code: number) =
     .option('--int8', 'quantize to INT8 (QDQ) with activation scales calibrated on --calibration images')
     .option('--calibration <files...>', 'images for INT8 calibration (a few real photos)')
     .action(async (options: BuildOptions) => {
+      // Loaded when it runs: the commands that talk to a gateway start without the model builder.
+      const { buildVgg, quantizeVgg, writeVggModelFolder } = await import('@visionq/vgg-builder');
       const depth = Number(options.depth) as VggDepth;
       const vgg = { depth, widthDivisor: options.widthDivisor, numClasses: options.classes, seed: options.seed };
       const name = options.name ?? `vgg${depth}${options.int8 ? '-int8' : ''}`;
@@ -47,6 +48,7 @@ export function registerBuildVgg(program: Command, setExitCode: (code: number) =
 }
 
 async function calibrationTensors(files: string[]): Promise<Float32Array[]> {
+  const { IMAGENET_SPEC, ImagePreprocessor, writeNormalized } = await import('@visionq/imaging');
   const preprocessor = new ImagePreprocessor(loadConfig().imaging);
   const tensors: Float32Array[] = [];
   for (const file of files) {

@@ -1,7 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { intAtLeast } from './arguments';
 import { createApiKey, SCOPES, type Scope } from '@visionq/auth';
-import { newWebhookSecret } from '@visionq/callbacks';
 import { loadConfig } from '@visionq/config';
 
 interface CreateOptions {
@@ -52,7 +51,8 @@ export function registerKeys(program: Command, setExitCode: (code: number) => vo
         buckets: options.bucket,
         description: options.description,
         quotas: { rate_per_s: options.ratePerS, images_in_flight: options.imagesInFlight, images_per_day: options.imagesPerDay },
-        ...(options.webhookSecret ? { webhookSecret: newWebhookSecret() } : {}),
+        // Loaded when asked for: @visionq/callbacks brings the task queues, which no other command needs.
+        ...(options.webhookSecret ? { webhookSecret: (await import('@visionq/callbacks')).newWebhookSecret() } : {}),
       });
       process.stderr.write(`key ${entry.id} for tenant ${entry.tenant} (${entry.scopes.join(', ')}) appended to ${file}\n`);
       process.stdout.write(`${secret}\n${entry.webhook_secret ? `${entry.webhook_secret}\n` : ''}`);

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { openRuntime } from './runtime';
 
 export function registerModels(program: Command, setExitCode: (code: number) => void): void {
   program
@@ -8,7 +7,7 @@ export function registerModels(program: Command, setExitCode: (code: number) => 
     .option('--models-dir <dir>', 'models directory (default: MODELS_DIR)')
     .option('--json', 'print the list as JSON')
     .action(async (options: { modelsDir?: string; json?: boolean }) => {
-      const runtime = await openRuntime({ modelsDir: options.modelsDir, allModels: true });
+      const runtime = await (await import('./runtime.js')).openRuntime({ modelsDir: options.modelsDir, allModels: true });
       try {
         const models = runtime.registry.describe();
         if (options.json) {

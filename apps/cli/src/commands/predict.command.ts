@@ -3,7 +3,6 @@ import type { Command } from 'commander';
 import { intAtLeast } from './arguments';
 import { ErrorCode, imageError, VisionqError, type ImageResult } from '@visionq/api';
 import type { ImageClassifier } from '@visionq/inference';
-import { openRuntime } from './runtime';
 import { formatTable } from './result-table';
 
 /** Files read and classified at once: enough to fill batches, few enough to keep memory flat. */
@@ -20,7 +19,7 @@ export function registerPredict(program: Command, setExitCode: (code: number) =>
     .option('--models-dir <dir>', 'models directory (default: MODELS_DIR)')
     .addHelpText('after', '\nExit status: 0 when every image was classified, 1 when any failed.')
     .action(async (files: string[], options: { model?: string; topK: number; json?: boolean; modelsDir?: string }) => {
-      const runtime = await openRuntime({ modelsDir: options.modelsDir, model: options.model });
+      const runtime = await (await import('./runtime.js')).openRuntime({ modelsDir: options.modelsDir, model: options.model });
       try {
         const model = runtime.config.models.defaultModel;
         const results = mapInOrder(files, FILES_IN_FLIGHT, (file) => classifyFile(runtime.classifier, file, model, options.topK));

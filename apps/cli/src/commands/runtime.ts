@@ -2,7 +2,10 @@ import { isVariableSet, loadConfig, type Config } from '@visionq/config';
 import { openClassifier, type Classifier } from '@visionq/inference';
 import { createLogger, type Logger } from '@visionq/observability';
 
-/** The engine wired for one local command: no Redis, no gateway. */
+/**
+ * The engine wired for one local command: no Redis, no gateway. Commands import this file
+ * when they run, so that the commands that talk to a gateway start without loading it.
+ */
 export interface LocalRuntime extends Classifier {
   config: Config;
   logger: Logger;
