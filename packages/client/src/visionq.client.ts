@@ -1,4 +1,4 @@
-import { isTerminal, type CallbackEvent, type ImageResult, type PredictResponse, type Priority, type TaskAccepted, type TaskStatus, type TaskView } from '@visionq/api';
+import { isTerminal, type CallbackEvent, type ImageResult, type PredictResponse, type Priority, type TaskAccepted, type TaskList, type TaskStatus, type TaskView } from '@visionq/api';
 import { serverSentEvents, textLines } from './byte-stream';
 import { VisionqClientError } from './client.error';
 import { HttpTransport } from './http.transport';
@@ -54,12 +54,6 @@ export interface ListOptions {
   limit?: number;
   cursor?: string;
   signal?: AbortSignal;
-}
-
-/** A page of `GET /tasks`: the tenant's tasks, newest first. */
-export interface TaskList {
-  tasks: TaskView[];
-  next_cursor: string | null;
 }
 
 export interface WaitOptions {
