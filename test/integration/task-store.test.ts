@@ -248,8 +248,9 @@ describe('@visionq/tasks against Redis', function () {
         const made: TaskRecord[] = [];
         for (let i = 0; i < 7; i++) made.push(await createTask(1, 1, { tenant }));
         await createTask(1, 1, { tenant: `${tenant}-other` });
-        // Three of them in one millisecond: ties come in one order, and a cursor between them loses none.
-        await redis.zadd(KEYS.tenantTasks(tenant), 'XX', 5, made[2]!.id, 5, made[3]!.id, 5, made[4]!.id);
+        // Creation times of our own (tasks made this fast can share a millisecond), three of them in one:
+        // ties come in one order, and a cursor between them loses none.
+        await redis.zadd(KEYS.tenantTasks(tenant), 'XX', 10, made[0]!.id, 11, made[1]!.id, 5, made[2]!.id, 5, made[3]!.id, 5, made[4]!.id, 15, made[5]!.id, 16, made[6]!.id);
         const ids = await walk({ limit: 2 });
         expect([...ids].sort()).to.deep.equal(made.map((t) => t.id).sort());
         // The tied three are now the oldest, after the others newest first; among them, ids descending.
