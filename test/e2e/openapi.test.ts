@@ -192,6 +192,10 @@ describe('the OpenAPI document against a real gateway and worker (whole processe
     const ended = await cluster.waitForTask(id, 120_000, bearer(key.acme!));
     expect(ended.status).to.equal('completed_with_errors');
     const view = await call('GET /tasks/:id', `/tasks/${id}`, { key: key.reader });
+    const listed = await call('GET /tasks', '/tasks?limit=1', { key: key.reader });
+    expect(listed.body.tasks.map((t: { task_id: string }) => t.task_id)).to.have.length(1);
+    expect(listed.body.next_cursor).to.be.a('string');
+    expect((await call('GET /tasks', '/tasks?status=done', { key: key.reader })).status).to.equal(400);
     expect(view.body.results).to.have.length(3);
     const page = await call('GET /tasks/:id/results', `/tasks/${id}/results?limit=2`, { key: key.reader });
     expect(page.body.next_cursor).to.be.a('string');

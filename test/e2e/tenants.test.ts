@@ -91,6 +91,10 @@ describe('API keys and tenants (whole processes, two gateways)', function () {
       }
       expect((await cluster.request('GET', `/tasks/${id}`, undefined, bearer(key.acmeReader!), base)).status).to.equal(200);
       expect((await cluster.request('GET', `/tasks/${id}/results`, undefined, bearer(key.admin!), base)).body.results).to.have.length(1);
+      // Listed to its own tenant only.
+      const listed = (who: string) => cluster.request('GET', '/tasks?limit=100', undefined, bearer(who), base).then((r) => r.body.tasks.map((t: { task_id: string }) => t.task_id));
+      expect(await listed(key.acmeReader!)).to.include(id);
+      expect(await listed(key.globex!)).to.not.include(id);
     }
   });
 

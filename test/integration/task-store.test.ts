@@ -229,6 +229,45 @@ describe('@visionq/tasks against Redis', function () {
       });
     });
 
+    describe('list (GET /tasks)', () => {
+      const tenant = `lister-${randomUUID().slice(0, 6)}`;
+      const walk = async (options: { status?: TaskRecord['status']; limit: number }) => {
+        const ids: string[] = [];
+        let cursor: string | undefined;
+        for (let i = 0; i < 50; i++) {
+          const page = await tasks.list(tenant, { ...options, ...(cursor ? { cursor } : {}) });
+          expect(page.tasks.length).to.be.at.most(options.limit);
+          ids.push(...page.tasks.map((t) => t.id));
+          if (page.nextCursor === null) return ids;
+          cursor = page.nextCursor;
+        }
+        throw new Error('no end of the list');
+      };
+
+      it('pages a tenant\'s tasks newest first, each once, by status, dropping expired ones, even within one millisecond', async () => {
+        const made: TaskRecord[] = [];
+        for (let i = 0; i < 7; i++) made.push(await createTask(1, 1, { tenant }));
+        await createTask(1, 1, { tenant: `${tenant}-other` });
+        // Three of them in one millisecond: ties come in one order, and a cursor between them loses none.
+        await redis.zadd(KEYS.tenantTasks(tenant), 'XX', 5, made[2]!.id, 5, made[3]!.id, 5, made[4]!.id);
+        const ids = await walk({ limit: 2 });
+        expect([...ids].sort()).to.deep.equal(made.map((t) => t.id).sort());
+        // The tied three are now the oldest, after the others newest first; among them, ids descending.
+        expect(ids.slice(0, 4)).to.deep.equal([made[6]!.id, made[5]!.id, made[1]!.id, made[0]!.id]);
+        expect(ids.slice(4)).to.deep.equal([made[2]!.id, made[3]!.id, made[4]!.id].sort().reverse());
+        expect(await walk({ limit: 100 })).to.deep.equal(ids);
+
+        await tasks.cancel(made[1]!.id);
+        await tasks.cancel(made[5]!.id);
+        expect(await walk({ limit: 1, status: 'cancelled' })).to.deep.equal([made[5]!.id, made[1]!.id]);
+
+        await redis.del(KEYS.task(made[6]!.id));
+        expect(await walk({ limit: 100 })).to.not.include(made[6]!.id);
+        expect(await redis.zscore(KEYS.tenantTasks(tenant), made[6]!.id)).to.equal(null);
+        expect((await rejection<VisionqError>(tasks.list(tenant, { limit: 1, cursor: 'bm9wZQ' }))).code).to.equal(ErrorCode.InvalidArgument);
+      });
+    });
+
     describe('cancel and fail', () => {
       it('cancels a queued task, once', async () => {
         const task = await createTask(2, 4);

@@ -19,11 +19,12 @@ export {
   PRIORITIES,
   resultsQuerySchema,
   retryJsonSchema,
+  taskListQuerySchema,
   TERMINAL_STATUSES,
 } from './task.schema';
 export type { BatchRequest, CallbackEvent, PredictRequest, Priority, RetryRequest, SubmitOptions, TaskStatus } from './task.schema';
 export { resultsUrl, statusUrl } from './task-view';
-export type { CallbackView, FailedChunkView, FailedListingView, PredictResponse, ResultsPage, TaskAccepted, TaskFailure, TaskProgress, TaskView } from './task-view';
+export type { CallbackView, FailedChunkView, FailedListingView, PredictResponse, ResultsPage, TaskAccepted, TaskFailure, TaskList, TaskProgress, TaskView } from './task-view';
 export type { TaskEvent, TaskEventType } from './task-event';
 export type { HealthResponse, ModelsResponse, ModelView, ReadinessResponse } from './system-view';
 export { openApiDocument, openApiPath } from './openapi.document';

@@ -2,8 +2,8 @@ import { z } from 'zod';
 import { errorBodySchema } from './error-body';
 import { imageResultSchema } from './result-line';
 import { healthResponseSchema, modelsResponseSchema, readinessResponseSchema } from './system-view';
-import { batchFormSchema, batchJsonSchema, predictFormSchema, predictJsonSchema, resultsQuerySchema, retryJsonSchema } from './task.schema';
-import { predictResponseSchema, resultsPageSchema, taskAcceptedSchema, taskViewSchema } from './task-view';
+import { batchFormSchema, batchJsonSchema, predictFormSchema, predictJsonSchema, resultsQuerySchema, retryJsonSchema, taskListQuerySchema } from './task.schema';
+import { predictResponseSchema, resultsPageSchema, taskAcceptedSchema, taskListSchema, taskViewSchema } from './task-view';
 
 /** What a route needs: no key ever (`public`), any valid key (`key`), or a key with this scope (or `admin`). */
 export type RouteAccess = 'public' | 'key' | 'predict' | 'tasks:write' | 'tasks:read' | 'admin';
@@ -115,6 +115,16 @@ export const API_ROUTES: readonly ApiRoute[] = [
       },
       ...errors(400, ...SCOPED, 404, 409, 413, 415),
     },
+  },
+  {
+    method: 'get',
+    path: '/tasks',
+    operationId: 'listTasks',
+    summary: "The caller's tasks, newest first, by status, page by page",
+    description: "Tasks of the key's tenant still kept (TASK_RETENTION_S), each as `GET /tasks/{id}` shows it but without inline results.",
+    access: 'tasks:read',
+    query: taskListQuerySchema,
+    responses: { 200: { description: 'A page of tasks.', content: json(taskListSchema) }, ...errors(400, ...SCOPED) },
   },
   {
     method: 'get',

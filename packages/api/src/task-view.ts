@@ -96,6 +96,17 @@ export const predictResponseSchema = z
   .meta({ id: 'PredictResponse', description: '200 of `POST /predict`.' });
 export type PredictResponse = z.infer<typeof predictResponseSchema>;
 
+export const taskListSchema = z
+  .object({
+    tasks: z.array(taskViewSchema).describe('Newest first, without inline results.'),
+    next_cursor: z
+      .string()
+      .nullable()
+      .describe('Pass as `cursor` for the next page; null when none is left. A page holds fewer than `limit` when a `status` filter matched few of the tasks one call looks at (a thousand).'),
+  })
+  .meta({ id: 'TaskList', description: "`GET /tasks`: the caller's tenant's tasks, newest first." });
+export type TaskList = z.infer<typeof taskListSchema>;
+
 export const resultsPageSchema = z
   .object({
     task_id: z.uuid(),

@@ -113,6 +113,13 @@ export const retryJsonSchema = z
   .meta({ id: 'RetryRequest', description: 'The body of `POST /tasks/{id}/retry` (optional): the failed chunks always run again.' });
 export type RetryRequest = z.infer<typeof retryJsonSchema>;
 
+/** The query of `GET /tasks`. */
+export const taskListQuerySchema = z.object({
+  status: taskStatusSchema.optional().describe('Only tasks with this status.'),
+  limit: wholeNumberText.pipe(z.number().int().min(1).max(100)).default(20).describe('Tasks per page, 1–100.'),
+  cursor: z.string().min(1).optional().describe("The previous page's `next_cursor`."),
+});
+
 /** The query of `GET /tasks/:id/results`. */
 export const resultsQuerySchema = z.object({
   cursor: z.string().min(1).optional().describe("The previous page's `next_cursor`."),

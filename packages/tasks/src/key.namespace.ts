@@ -85,6 +85,11 @@ export class KeyNamespace {
     return `${this.prefix}:model:${model}:unfinished`;
   }
 
+  /** A tenant's tasks by creation (ms since the epoch), for `GET /tasks`; entries of expired tasks are dropped as they are read. */
+  tenantTasks(tenant: string): string {
+    return `${this.prefix}:tenant:${tenant}:tasks`;
+  }
+
   /** Images of a tenant's unfinished tasks. */
   inFlight(tenant: string): string {
     return `${this.prefix}:tenant:${tenant}:in_flight`;

@@ -37,6 +37,20 @@ export type RetryOutcome =
 /** What a retry runs again: a failed chunk (with its job), or a committed chunk's failed images. */
 export type RetryEntry = FailedChunk | { kind: 'images'; index: number; images: number };
 
+/** Tasks one `GET /tasks` call looks at, whatever its filter finds; and how many it reads from Redis at a time. */
+const LIST_SCAN = 1000;
+const LIST_PAGE = 100;
+
+function encodeListCursor(at: { id: string; ms: number }): string {
+  return Buffer.from(`${at.ms}.${at.id}`).toString('base64url');
+}
+
+function decodeListCursor(cursor: string): { id: string; ms: number } {
+  const match = /^(\d{1,15})\.([0-9a-f-]{36})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
+  if (!match) throw new VisionqError(ErrorCode.InvalidArgument, 'cursor is not one this API returned', [{ field: 'cursor', message: 'invalid cursor' }]);
+  return { ms: Number(match[1]), id: match[2]! };
+}
+
 /** Failed chunks a task view lists (the count is in its error). */
 const FAILED_CHUNKS_SHOWN = 100;
 
@@ -142,8 +156,8 @@ end
 `;
 
 /**
- * KEYS[9..12]: the tenant's images in flight, the deadlines, the model's backlog and its
- * unfinished tasks by age; ARGV[4..7]: ttl, the task's
+ * KEYS[9..13]: the tenant's images in flight, the deadlines, the model's backlog and its
+ * unfinished tasks by age, the tenant's tasks; ARGV[4..7]: ttl, the task's
  * images, the most its tenant may have in flight (0: no limit), its deadline in ms since
  * the epoch (0: none); ARGV[8..]: the hash's field/value pairs. 0 when over the limit.
  */
@@ -158,7 +172,10 @@ if deadline > 0 then
 end
 redis.call('HSET', task, 'backlog_key', KEYS[11], 'unfinished_key', KEYS[12])
 local clock = redis.call('TIME')
-redis.call('ZADD', KEYS[12], tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000), redis.call('HGET', task, 'id'))
+local created = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+redis.call('ZADD', KEYS[12], created, redis.call('HGET', task, 'id'))
+redis.call('ZADD', KEYS[13], created, redis.call('HGET', task, 'id'))
+redis.call('EXPIRE', KEYS[13], ARGV[4])
 redis.call('EXPIRE', task, ARGV[4])
 count_in_flight(images, ARGV[4])
 adjust_backlog(images)
@@ -372,7 +389,7 @@ type Keys = [task: string, events: string, ended: string, committed: string, fai
 type Args = [now: string, maxLen: number, endedMaxLen: number];
 
 interface TaskScripts {
-  visionqCreate(...args: [...Keys, inFlight: string, deadlines: string, backlog: string, unfinished: string, ...Args, ttl: number, images: number, most: number, deadline: number, ...fields: string[]]): Promise<number>;
+  visionqCreate(...args: [...Keys, inFlight: string, deadlines: string, backlog: string, unfinished: string, tenantTasks: string, ...Args, ttl: number, images: number, most: number, deadline: number, ...fields: string[]]): Promise<number>;
   visionqCommitChunk(...args: [...Keys, ...Args, chunk: number, succeeded: number, failed: number, ttl: number]): Promise<string>;
   visionqCommitPage(...args: [...Keys, pages: string, ...Args, page: number, images: number, chunks: number, last: string, ttl: number]): Promise<string>;
   visionqFailChunk(...args: [...Keys, ...Args, chunk: number, entry: string, images: number, ttl: number]): Promise<string>;
@@ -400,7 +417,7 @@ export class TaskStore {
   ) {
     this.redis = redis as RedisConnection & TaskScripts;
     if (!('visionqRetry' in redis)) {
-      redis.defineCommand('visionqCreate', { numberOfKeys: 12, lua: CREATE });
+      redis.defineCommand('visionqCreate', { numberOfKeys: 13, lua: CREATE });
       redis.defineCommand('visionqCommitChunk', { numberOfKeys: 8, lua: COMMIT_CHUNK });
       redis.defineCommand('visionqRecommitChunk', { numberOfKeys: 8, lua: RECOMMIT_CHUNK });
       redis.defineCommand('visionqCommitPage', { numberOfKeys: 9, lua: COMMIT_PAGE });
@@ -463,6 +480,7 @@ export class TaskStore {
       this.keys.deadlines(),
       this.keys.backlog(spec.model),
       this.keys.unfinished(spec.model),
+      this.keys.tenantTasks(spec.tenant),
       ...this.args(record.createdAt),
       this.limits.retentionSeconds,
       record.total,
@@ -512,6 +530,39 @@ export class TaskStore {
       ...(failedChunks.length > 0 ? { failedChunks } : {}),
       ...(failedListing ? { failedListing } : {}),
     };
+  }
+
+  /**
+   * A tenant's tasks, newest first, `limit` at most, with `status` when given; and where to
+   * go on (null: none left). At most LIST_SCAN tasks are looked at per call, so a filter
+   * that matches few may answer fewer than `limit` with a cursor to go on from.
+   */
+  async list(tenant: string, options: { status?: TaskStatus; limit: number; cursor?: string }): Promise<{ tasks: TaskRecord[]; nextCursor: string | null }> {
+    const key = this.keys.tenantTasks(tenant);
+    const after = options.cursor === undefined ? null : decodeListCursor(options.cursor);
+    const tasks: TaskRecord[] = [];
+    let scanned = 0;
+    let last = after;
+    for (let offset = 0; scanned < LIST_SCAN && tasks.length < options.limit; ) {
+      // Newest first, from the cursor's time on; of the cursor's own millisecond, only ids below it (ties come in reverse id order).
+      const flat = await this.redis.zrevrangebyscore(key, last?.ms ?? '+inf', '-inf', 'WITHSCORES', 'LIMIT', offset, LIST_PAGE);
+      if (flat.length === 0) return { tasks, nextCursor: null };
+      offset += flat.length / 2;
+      const entries: Array<{ id: string; ms: number }> = [];
+      for (let i = 0; i < flat.length; i += 2) entries.push({ id: flat[i]!, ms: Number(flat[i + 1]) });
+      const fresh = entries.filter((e) => !last || e.ms < last.ms || e.id < last.id);
+      const records = await Promise.all(fresh.map((e) => this.get(e.id)));
+      for (const [i, entry] of fresh.entries()) {
+        scanned++;
+        last = entry;
+        const record = records[i];
+        if (!record) await this.redis.zrem(key, entry.id); // expired
+        else if (options.status === undefined || record.status === options.status) tasks.push(record);
+        if (tasks.length === options.limit || scanned === LIST_SCAN) break;
+      }
+      if (fresh.length > 0) offset = 0; // the next call starts again from `last`
+    }
+    return { tasks, nextCursor: last ? encodeListCursor(last) : null };
   }
 
   async status(id: string): Promise<TaskStatus | null> {

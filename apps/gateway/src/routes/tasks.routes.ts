@@ -1,13 +1,13 @@
 import { once } from 'node:events';
 import { Router, type Request, type Response } from 'express';
-import { ErrorCode, isTerminal, resultsQuerySchema, retryJsonSchema, VisionqError, type ResultsPage, type TaskEvent } from '@visionq/api';
+import { ErrorCode, isTerminal, resultsQuerySchema, retryJsonSchema, taskListQuerySchema, VisionqError, type ResultsPage, type TaskEvent, type TaskList } from '@visionq/api';
 import { taskView, type TaskRecord, type Tasks } from '@visionq/tasks';
 import { canSee } from '@visionq/auth';
 import { principalOf, requireScope } from '../authentication';
 import { requestContext } from '../request-context';
 import { parseRequest, requireJson } from './request-body';
 
-/** `GET /tasks/:id`, its results and events, `POST /tasks/:id/retry`, `DELETE /tasks/:id`. */
+/** `GET /tasks`, `GET /tasks/:id`, its results and events, `POST /tasks/:id/retry`, `DELETE /tasks/:id`. */
 export function tasksRoutes(tasks: Pick<Tasks, 'store' | 'results' | 'events' | 'hub' | 'submitter'>, options: { inlineResultsLimit: number; heartbeatMs: number }): Router {
   const router = Router();
 
@@ -18,6 +18,13 @@ export function tasksRoutes(tasks: Pick<Tasks, 'store' | 'results' | 'events' | 
     if (!task || !canSee(principalOf(res), task.tenant)) throw new VisionqError(ErrorCode.NotFound, `no task ${id}`, [{ field: 'id', message: 'unknown or expired task' }]);
     return task;
   };
+
+  /** The caller's tenant's tasks, newest first, optionally of one status, page by page. */
+  router.get('/tasks', requireScope('tasks:read'), async (req: Request, res: Response) => {
+    const query = parseRequest(taskListQuerySchema, req.query);
+    const page = await tasks.store.list(principalOf(res).tenant, { limit: query.limit, ...(query.status ? { status: query.status } : {}), ...(query.cursor ? { cursor: query.cursor } : {}) });
+    res.json({ tasks: page.tasks.map((task) => taskView(task)), next_cursor: page.nextCursor } satisfies TaskList);
+  });
 
   router.get('/tasks/:id', requireScope('tasks:read'), async (req: Request, res: Response) => {
     const task = await load(req, res);
