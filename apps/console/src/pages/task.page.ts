@@ -1,0 +1,111 @@
+import { isTerminal, type ImageResult, type TaskView } from '@visionq/api';
+import type { VisionqClient } from '@visionq/client';
+import { h, heading, shortTime } from '../dom';
+import { errorMessage } from '../errors';
+import type { Page } from '../page';
+import { predictionList } from '../predictions.view';
+import { download, resultsFile, type ResultsFormat } from '../results.download';
+import { progressBar, progressText, statusBadge } from '../task-status.view';
+import { thumbnailOf } from '../uploads';
+
+/** Result lines shown on the page; the downloads hold them all. */
+const SHOWN_RESULTS = 200;
+
+/** One task: live progress, counts, cancel and retry, its results with thumbnails and error lines, downloads. */
+export const taskPage =
+  (id: string): Page =>
+  async (view, { client, signal, reload }) => {
+    const summary = h('div', { class: 'card' });
+    const actions = h('div', { class: 'toolbar' });
+    const outcome = h('div');
+    const results = h('section', { 'aria-labelledby': 'results-heading' });
+    view.append(heading(`Task ${id}`), summary, actions, outcome, results);
+
+    const act = (label: string, call: () => Promise<unknown>) => {
+      const button = h('button', { type: 'button' }, label);
+      button.addEventListener('click', async () => {
+        button.disabled = true;
+        outcome.replaceChildren();
+        try {
+          await call();
+          reload();
+        } catch (err) {
+          outcome.append(errorMessage(err));
+          button.disabled = false;
+        }
+      });
+      return button;
+    };
+
+    const show = (task: TaskView) => {
+      summary.replaceChildren(
+        h('p', { class: 'progress-line' }, progressBar(task, 'Progress'), ' ', h('span', { 'aria-live': 'polite', id: 'progress-text' }, progressText(task))),
+        h(
+          'dl',
+          { class: 'facts' },
+          ...fact('Status', statusBadge(task.status)),
+          ...fact('Model', task.model),
+          ...fact('Images', String(task.progress.total)),
+          ...fact('Succeeded', String(task.progress.succeeded)),
+          ...fact('Failed', String(task.progress.failed)),
+          ...fact('Created', shortTime(task.created_at)),
+          ...fact('Finished', shortTime(task.finished_at)),
+          ...(task.source ? fact('Source', task.source) : []),
+          ...(task.error ? fact('Error', h('span', {}, h('code', {}, task.error.code), ' ', task.error.message)) : []),
+        ),
+      );
+      const retryable = isTerminal(task.status) && task.status !== 'succeeded';
+      const withFailed = h('input', { id: 'retry-failed-images', type: 'checkbox', checked: true });
+      actions.replaceChildren(
+        ...(isTerminal(task.status) ? [] : [act('Cancel task', () => client.cancel(id))]),
+        ...(retryable ? [act('Retry', () => client.retry(id, { failedImages: withFailed.checked })), h('label', { for: 'retry-failed-images', class: 'inline' }, withFailed, ' with the images that have error lines')] : []),
+      );
+    };
+
+    try {
+      const task = await client.get(id, signal);
+      show(task);
+      const ended = isTerminal(task.status) ? task : await client.wait(id, { signal, onProgress: show });
+      show(ended);
+      results.replaceChildren(...(await resultList(client, ended, signal)));
+    } catch (err) {
+      if (!signal.aborted) outcome.append(errorMessage(err));
+    }
+  };
+
+function fact(term: string, value: string | Node): HTMLElement[] {
+  return [h('dt', {}, term), h('dd', {}, value)];
+}
+
+async function resultList(client: VisionqClient, task: TaskView, signal: AbortSignal): Promise<HTMLElement[]> {
+  const all: ImageResult[] = [];
+  for await (const result of client.results(task.task_id, signal)) all.push(result);
+  const save = (format: ResultsFormat) => {
+    const button = h('button', { type: 'button' }, `Download ${format.toUpperCase()}`);
+    button.addEventListener('click', () => download(resultsFile(task.task_id, all, format)));
+    return button;
+  };
+  const shown = all.slice(0, SHOWN_RESULTS);
+  return [
+    h('h2', { id: 'results-heading' }, `Results (${all.length})`),
+    h('div', { class: 'toolbar' }, save('ndjson'), save('csv')),
+    ...(all.length > shown.length ? [h('p', { class: 'hint' }, `The first ${shown.length} of ${all.length}; the downloads hold every one.`)] : []),
+    h('ul', { class: 'results' }, ...shown.map((result) => resultItem(task.task_id, result))),
+  ];
+}
+
+function resultItem(taskId: string, result: ImageResult): HTMLLIElement {
+  const thumbnail = thumbnailOf(taskId, result.image);
+  const name = result.image.slice(result.image.lastIndexOf('/') + 1);
+  return h(
+    'li',
+    { class: 'error' in result ? 'result failed' : 'result' },
+    thumbnail ? h('img', { class: 'thumbnail', src: thumbnail, alt: '' }) : h('div', { class: 'thumbnail none', 'aria-hidden': 'true' }),
+    h(
+      'div',
+      {},
+      h('h3', { title: result.image }, name),
+      'error' in result ? h('p', { class: 'error-line' }, h('code', {}, result.error.code), ' ', result.error.message) : predictionList(result.predictions),
+    ),
+  );
+}
