@@ -8,10 +8,10 @@ import { rememberUploads } from '../uploads';
 /** A task of dropped or picked images (a streamed multipart upload) or of an `s3://` prefix. */
 export const newTaskPage: Page = (view, { client, signal }) => {
   let files: File[] = [];
-  const chosen = h('p', { class: 'hint', 'aria-live': 'polite' }, 'No image chosen.');
+  const chosen = h('p', { class: 'hint', 'aria-live': 'polite' }, 'No file chosen.');
   const picker = fileDrop('files', 'Drop images here, or choose them', true, (picked) => {
     files = picked;
-    chosen.textContent = picked.length === 0 ? 'No image chosen.' : `${picked.length} image${picked.length === 1 ? '' : 's'} chosen: ${picked.map((f) => f.name).join(', ')}`;
+    chosen.textContent = picked.length === 0 ? 'No file chosen.' : `${picked.length} file${picked.length === 1 ? '' : 's'} chosen: ${picked.map((f) => f.name).join(', ')}`;
   });
   const source = h('input', { id: 'source', name: 'source', type: 'text', placeholder: 's3://bucket/prefix/', spellcheck: 'false', 'aria-describedby': 'source-hint' });
   const options = modelFields(client, signal);

@@ -3,6 +3,7 @@ import { errorMessage } from '../errors';
 import { fileDrop, modelFields } from '../form-fields';
 import type { Page } from '../page';
 import { predictionList } from '../predictions.view';
+import { taskHref } from '../router';
 
 /** One image classified at once (`POST /predict`), its top-k shown with bars. */
 export const predictPage: Page = (view, { client, signal }) => {
@@ -31,7 +32,7 @@ export const predictPage: Page = (view, { client, signal }) => {
       if (thumbnail) URL.revokeObjectURL(thumbnail);
       thumbnail = URL.createObjectURL(file);
       outcome.append(
-        h('div', { class: 'result' }, h('img', { class: 'thumbnail', src: thumbnail, alt: file.name }), h('div', {}, h('h2', {}, file.name), h('p', { class: 'hint' }, `${answer.model.name} ${answer.model.version}`), predictionList(answer.predictions))),
+        h('div', { class: 'result' }, h('img', { class: 'thumbnail', src: thumbnail, alt: file.name }), h('div', { class: 'result-body' }, h('h2', {}, file.name), h('p', { class: 'hint' }, `${answer.model.name} ${answer.model.version}, `, h('a', { href: taskHref(answer.task_id), id: 'predict-task' }, 'its task')), predictionList(answer.predictions))),
       );
     } catch (err) {
       if (!signal.aborted) outcome.append(errorMessage(err));

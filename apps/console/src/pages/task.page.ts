@@ -74,7 +74,7 @@ export const taskPage =
   };
 
 function fact(term: string, value: string | Node): HTMLElement[] {
-  return [h('dt', {}, term), h('dd', {}, value)];
+  return [h('div', {}, h('dt', {}, term), h('dd', {}, value))];
 }
 
 async function resultList(client: VisionqClient, task: TaskView, signal: AbortSignal): Promise<HTMLElement[]> {
@@ -95,17 +95,26 @@ async function resultList(client: VisionqClient, task: TaskView, signal: AbortSi
 }
 
 function resultItem(taskId: string, result: ImageResult): HTMLLIElement {
-  const thumbnail = thumbnailOf(taskId, result.image);
   const name = result.image.slice(result.image.lastIndexOf('/') + 1);
   return h(
     'li',
     { class: 'error' in result ? 'result failed' : 'result' },
-    thumbnail ? h('img', { class: 'thumbnail', src: thumbnail, alt: '' }) : h('div', { class: 'thumbnail none', 'aria-hidden': 'true' }),
+    thumbnail(thumbnailOf(taskId, result.image)),
     h(
       'div',
-      {},
+      { class: 'result-body' },
       h('h3', { title: result.image }, name),
       'error' in result ? h('p', { class: 'error-line' }, h('code', {}, result.error.code), ' ', result.error.message) : predictionList(result.predictions),
     ),
   );
+}
+
+/** The uploaded file when this page has it and the browser can show it (an upload that is no image cannot); else a blank tile. */
+function thumbnail(url: string | undefined): HTMLElement {
+  const none = () => h('div', { class: 'thumbnail none', 'aria-hidden': 'true' });
+  if (url === undefined) return none();
+  // alt "": the image's name is the heading beside it.
+  const image = h('img', { class: 'thumbnail', src: url, alt: '' });
+  image.addEventListener('error', () => image.replaceWith(none()));
+  return image;
 }
