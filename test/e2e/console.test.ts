@@ -157,16 +157,23 @@ describe('the web console in a real Chromium (Debian\'s, driven by playwright-co
     await shoot('predict');
   });
 
-  it('lists the tenant\'s tasks newest first, filters them by status, and signs out', async () => {
+  it('lists the tenant\'s tasks newest first, an unended one followed live, filters them by status, and signs out', async () => {
+    const { task_id: live } = await client.submit({ source: `s3://${bucket}/big/` });
     await page.getByRole('link', { name: 'Tasks' }).click();
     const rows = page.locator('tbody tr[data-task]');
-    await rows.nth(2).waitFor();
-    expect(await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-task')))).to.deep.equal([tasks.predicted, tasks.big, tasks.uploaded]);
-    expect(await page.locator('tbody .status').allTextContents()).to.deep.equal(['succeeded', 'cancelled', 'completed_with_errors']);
+    await rows.nth(3).waitFor();
+    expect(await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-task')))).to.deep.equal([live, tasks.predicted, tasks.big, tasks.uploaded]);
+    // Marks this document: the changes below must come over the events stream, not by loading the page again.
+    await page.evaluate("document.body.dataset.mark = 'loaded once'");
+    await page.locator(`tr[data-task="${live}"] .status`, { hasText: 'running' }).waitFor();
+    await client.cancel(live);
+    await page.locator(`tr[data-task="${live}"] .status`, { hasText: 'cancelled' }).waitFor();
+    expect(await page.evaluate('document.body.dataset.mark')).to.equal('loaded once');
+    expect(await page.locator('tbody .status').allTextContents()).to.deep.equal(['cancelled', 'succeeded', 'cancelled', 'completed_with_errors']);
     await shoot('tasks');
     await page.getByLabel('Status').selectOption('cancelled');
-    await page.locator('tbody tr[data-task]').nth(1).waitFor({ state: 'detached' });
-    expect(await page.locator('tbody tr[data-task]').evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-task')))).to.deep.equal([tasks.big]);
+    await rows.nth(2).waitFor({ state: 'detached' });
+    expect(await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-task')))).to.deep.equal([live, tasks.big]);
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.locator('main h1', { hasText: 'Sign in' }).waitFor();
     expect(await page.evaluate("sessionStorage.getItem('visionq-key')")).to.equal(null);
