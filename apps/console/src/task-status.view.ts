@@ -6,12 +6,21 @@ export function statusBadge(status: TaskView['status']): HTMLSpanElement {
   return h('span', { class: `status status-${status}` }, status);
 }
 
-export function progressText(view: TaskView): string {
+export function progressText(view: Pick<TaskView, 'progress'>): string {
   const { total, done, failed } = view.progress;
   return `${done} of ${total} images done${failed > 0 ? `, ${failed} failed` : ''}`;
 }
 
-export function progressBar(view: TaskView, label: string): HTMLProgressElement {
+type Counts = Pick<TaskView['progress'], 'total' | 'done'>;
+
+export function progressBar(progress: Counts, label: string): HTMLProgressElement {
+  const bar = h('progress', { 'aria-label': label });
+  showProgress(bar, progress);
+  return bar;
+}
+
+export function showProgress(bar: HTMLProgressElement, { total, done }: Counts): void {
   // max 1 while nothing is known yet (a prefix still being listed), so the bar reads empty, not indeterminate.
-  return h('progress', { max: Math.max(view.progress.total, 1), value: view.progress.done, 'aria-label': label });
+  bar.max = Math.max(total, 1);
+  bar.value = done;
 }

@@ -5,7 +5,7 @@ import { errorMessage } from '../errors';
 import type { Page } from '../page';
 import { predictionList } from '../predictions.view';
 import { download, resultsFile, type ResultsFormat } from '../results.download';
-import { progressBar, progressText, statusBadge } from '../task-status.view';
+import { progressBar, progressText, showProgress, statusBadge } from '../task-status.view';
 import { thumbnailOf } from '../uploads';
 
 /** Result lines shown on the page; the downloads hold them all. */
@@ -37,27 +37,35 @@ export const taskPage =
       return button;
     };
 
+    // Updated in place, not replaced: a live region announces changes of its content, and a
+    // focused button must not vanish under the keyboard at each event.
+    const bar = progressBar({ total: 0, done: 0 }, 'Progress');
+    const said = h('span', { 'aria-live': 'polite', id: 'progress-text' });
+    const facts = h('dl', { class: 'facts' });
+    summary.append(h('p', { class: 'progress-line' }, bar, ' ', said), facts);
+    let shownActions = '';
+
     const show = (task: TaskView) => {
-      summary.replaceChildren(
-        h('p', { class: 'progress-line' }, progressBar(task, 'Progress'), ' ', h('span', { 'aria-live': 'polite', id: 'progress-text' }, progressText(task))),
-        h(
-          'dl',
-          { class: 'facts' },
-          ...fact('Status', statusBadge(task.status)),
-          ...fact('Model', task.model),
-          ...fact('Images', String(task.progress.total)),
-          ...fact('Succeeded', String(task.progress.succeeded)),
-          ...fact('Failed', String(task.progress.failed)),
-          ...fact('Created', shortTime(task.created_at)),
-          ...fact('Finished', shortTime(task.finished_at)),
-          ...(task.source ? fact('Source', task.source) : []),
-          ...(task.error ? fact('Error', h('span', {}, h('code', {}, task.error.code), ' ', task.error.message)) : []),
-        ),
+      showProgress(bar, task.progress);
+      said.textContent = progressText(task);
+      facts.replaceChildren(
+        fact('Status', statusBadge(task.status)),
+        fact('Model', task.model),
+        fact('Images', String(task.progress.total)),
+        fact('Succeeded', String(task.progress.succeeded)),
+        fact('Failed', String(task.progress.failed)),
+        fact('Created', shortTime(task.created_at)),
+        fact('Finished', shortTime(task.finished_at)),
+        ...(task.source ? [fact('Source', task.source)] : []),
+        ...(task.error ? [fact('Error', h('span', {}, h('code', {}, task.error.code), ' ', task.error.message))] : []),
       );
-      const retryable = isTerminal(task.status) && task.status !== 'succeeded';
+      const ended = isTerminal(task.status);
+      const retryable = ended && task.status !== 'succeeded';
+      if (shownActions === `${ended} ${retryable}`) return;
+      shownActions = `${ended} ${retryable}`;
       const withFailed = h('input', { id: 'retry-failed-images', type: 'checkbox', checked: true });
       actions.replaceChildren(
-        ...(isTerminal(task.status) ? [] : [act('Cancel task', () => client.cancel(id))]),
+        ...(ended ? [] : [act('Cancel task', () => client.cancel(id))]),
         ...(retryable ? [act('Retry', () => client.retry(id, { failedImages: withFailed.checked })), h('label', { for: 'retry-failed-images', class: 'inline' }, withFailed, ' with the images that have error lines')] : []),
       );
     };
@@ -73,8 +81,8 @@ export const taskPage =
     }
   };
 
-function fact(term: string, value: string | Node): HTMLElement[] {
-  return [h('div', {}, h('dt', {}, term), h('dd', {}, value))];
+function fact(term: string, value: string | Node): HTMLDivElement {
+  return h('div', {}, h('dt', {}, term), h('dd', {}, value));
 }
 
 async function resultList(client: VisionqClient, task: TaskView, signal: AbortSignal): Promise<HTMLElement[]> {

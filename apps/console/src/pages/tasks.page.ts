@@ -41,7 +41,9 @@ export const tasksPage: Page = (view, { client, signal }) => {
       newer.disabled = cursors.length === 0;
       older.disabled = next === null;
       for (const task of page.tasks.filter((t) => !isTerminal(t.status)).slice(0, MAX_LIVE_ROWS)) {
-        client.wait(task.task_id, { signal: live, onProgress: (v) => body.querySelector(`[data-task="${v.task_id}"]`)?.replaceWith(row(v)) }).catch(() => undefined);
+        const follow = client.wait(task.task_id, { signal: live, onProgress: (v) => body.querySelector(`[data-task="${v.task_id}"]`)?.replaceWith(row(v)) });
+        // A row that cannot be followed (the page left, the task expired) keeps what the list said.
+        follow.catch(() => undefined);
       }
     } catch (err) {
       if (!live.aborted) outcome.append(errorMessage(err));
@@ -79,7 +81,7 @@ function row(task: TaskView): HTMLTableRowElement {
     { 'data-task': task.task_id },
     h('td', {}, h('a', { href: taskHref(task.task_id) }, h('code', {}, task.task_id.slice(0, 8)), h('span', { class: 'visually-hidden' }, task.task_id.slice(8)))),
     h('td', {}, statusBadge(task.status)),
-    h('td', {}, progressBar(task, `Task ${task.task_id.slice(0, 8)}`), ' ', h('span', { class: 'counts' }, progressText(task))),
+    h('td', {}, progressBar(task.progress, `Task ${task.task_id.slice(0, 8)}`), ' ', h('span', { class: 'counts' }, progressText(task))),
     h('td', {}, task.model),
     h('td', {}, shortTime(task.created_at)),
   );
