@@ -131,6 +131,15 @@ describe('the web console in a real Chromium (Debian\'s, driven by playwright-co
     expect(lines.filter((l) => l.includes('-0002-trouser.png,1,'))).to.have.lengthOf(1);
   });
 
+  it('retries the task with its failed images, and follows it to its end again', async () => {
+    await page.getByRole('button', { name: 'Retry' }).click();
+    await page.locator('.facts div', { hasText: 'Retries' }).locator('dd', { hasText: '1' }).waitFor();
+    await page.locator('#results-heading', { hasText: 'Results (4)' }).waitFor();
+    const view = await client.get(tasks.uploaded);
+    expect([view.status, view.retries]).to.deep.equal(['completed_with_errors', 1]);
+    expect(await taskStatus().textContent()).to.equal(view.status);
+  });
+
   it('starts a task of an s3:// prefix and cancels it while it runs', async () => {
     await page.getByRole('link', { name: 'New task' }).first().click();
     await page.getByLabel('Or an s3:// prefix').fill(`s3://${bucket}/big/`);
@@ -181,5 +190,31 @@ describe('the web console in a real Chromium (Debian\'s, driven by playwright-co
 
   it('sent no request anywhere but the gateway', () => {
     expect(elsewhere).to.deep.equal([]);
+  });
+});
+
+describe('the web console on a gateway without keys (real Chromium, real gateway)', function () {
+  this.timeout(60_000);
+  let cluster: Cluster;
+  let browser: Browser;
+
+  before(async () => {
+    // No API_KEYS_FILE on a loopback HOST: the gateway serves openly.
+    cluster = await Cluster.start({ bucket: `vq-console-${randomBytes(4).toString('hex')}`, workers: 0 });
+    browser = await chromium.launch({ executablePath: execFileSync('which', ['chromium'], { encoding: 'utf8' }).trim() });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await cluster?.stop();
+  });
+
+  it('skips sign-in and opens on the task list, with nothing to sign out of', async () => {
+    const page = await browser.newPage();
+    await page.goto(`${cluster.url}/#/sign-in`);
+    await page.locator('main h1', { hasText: 'Tasks' }).waitFor();
+    await page.locator('tbody td', { hasText: 'No tasks.' }).waitFor();
+    expect(await page.getByRole('button', { name: 'Sign out' }).isVisible()).to.equal(false);
+    expect(await page.getByRole('link', { name: 'New task' }).first().isVisible()).to.equal(true);
   });
 });

@@ -56,6 +56,7 @@ export const taskPage =
         fact('Failed', String(task.progress.failed)),
         fact('Created', shortTime(task.created_at)),
         fact('Finished', shortTime(task.finished_at)),
+        fact('Retries', String(task.retries)),
         ...(task.source ? [fact('Source', task.source)] : []),
         ...(task.error ? [fact('Error', h('span', {}, h('code', {}, task.error.code), ' ', task.error.message))] : []),
       );
