@@ -11,6 +11,7 @@ import { tagTenant, withRequestContext } from './request-context';
 import { limitJsonDepth, refuseContentEncodings } from './request-limits';
 import { adminRoutes } from './routes/admin.routes';
 import { batchRoutes } from './routes/batch.routes';
+import { consoleRoutes } from './routes/console.routes';
 import { docsRoutes } from './routes/docs.routes';
 import { predictRoutes } from './routes/predict.routes';
 import { healthRoute, systemRoutes, type ReadinessProbes } from './routes/system.routes';
@@ -44,6 +45,7 @@ export function createApp(parts: AppParts): Express {
   app.use(withRequestContext(logger, metrics));
   app.use(healthRoute());
   app.use(docsRoutes());
+  app.use(consoleRoutes(logger));
   app.use(authenticate(parts.keys));
   app.use(tagTenant);
   app.use(parts.quotas.rate());

@@ -1,4 +1,4 @@
-import { isTerminal, type CallbackEvent, type ImageResult, type PredictResponse, type Priority, type TaskAccepted, type TaskList, type TaskStatus, type TaskView } from '@visionq/api';
+import { isTerminal, type CallbackEvent, type ImageResult, type ModelsResponse, type PredictResponse, type Priority, type TaskAccepted, type TaskList, type TaskStatus, type TaskView } from '@visionq/api';
 import { serverSentEvents, textLines } from './byte-stream';
 import { VisionqClientError } from './client.error';
 import { HttpTransport } from './http.transport';
@@ -198,6 +198,11 @@ export class VisionqClient {
     for await (const line of textLines(res.body)) {
       if (line.trim() !== '') yield JSON.parse(line) as ImageResult;
     }
+  }
+
+  /** `GET /models`: the models served, with the workers serving each. */
+  async models(signal?: AbortSignal): Promise<ModelsResponse> {
+    return this.http.json('GET', '/models', { signal });
   }
 
   /** `DELETE /tasks/:id`: no new chunk starts; resolves to the cancelled task's view. */
