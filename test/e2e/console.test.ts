@@ -10,7 +10,8 @@ import { createKey } from '../support/api-keys';
 import { Cluster } from '../support/cluster';
 import { ANKLE_BOOT_PNG, FASHION_DIR, REPO_ROOT } from '../support/model-fixtures';
 
-const SCREENSHOTS = join(REPO_ROOT, 'docs', 'console');
+/** The README's screenshots, rewritten when UPDATE_SCREENSHOTS=1; otherwise they are taken into a folder of the run's, so a test run leaves the tree as it was. */
+const README_SCREENSHOTS = join(REPO_ROOT, 'docs', 'console');
 const UPLOADS = ['0001-pullover.png', '0002-trouser.png', '0008-sandal.png'];
 /** Images under the prefix of the task cancelled while it runs: far more than one worker gets through before the click. */
 const BIG_TASK_IMAGES = 4000;
@@ -28,7 +29,8 @@ describe('the web console in a real Chromium (Debian\'s, driven by playwright-co
   const elsewhere: string[] = [];
   const tasks: Record<'uploaded' | 'big' | 'predicted', string> = { uploaded: '', big: '', predicted: '' };
 
-  const shoot = (name: string) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
+  let screenshots: string;
+  const shoot = (name: string) => page.screenshot({ path: join(screenshots, `${name}.png`) });
   const heading = () => page.locator('main h1');
   const taskStatus = () => page.locator('.facts .status');
   const taskIdOfPage = () => decodeURIComponent(new URL(page.url()).hash.replace('#/tasks/', ''));
@@ -43,7 +45,8 @@ describe('the web console in a real Chromium (Debian\'s, driven by playwright-co
     await writeFile(join(dir, 'notes.txt'), 'not an image\n');
     const boot = await readFile(ANKLE_BOOT_PNG);
     for (let i = 0; i < BIG_TASK_IMAGES; i++) await cluster.putLocal(`big/${String(i).padStart(5, '0')}.png`, boot);
-    await mkdir(SCREENSHOTS, { recursive: true });
+    screenshots = process.env.UPDATE_SCREENSHOTS === '1' ? README_SCREENSHOTS : join(dir, 'screenshots');
+    await mkdir(screenshots, { recursive: true });
     browser = await chromium.launch({ executablePath: execFileSync('which', ['chromium'], { encoding: 'utf8' }).trim() });
     const context = await browser.newContext({ viewport: { width: 1200, height: 800 }, acceptDownloads: true });
     page = await context.newPage();
