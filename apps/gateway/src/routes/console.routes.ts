@@ -4,6 +4,8 @@ import type { Logger } from '@visionq/observability';
 
 /** esbuild's `[name]-[hash]` assets: a name never holds other content, so browsers may keep them for good. */
 const HASHED_ASSET = /-[A-Z0-9]{8}\.(?:js|css)$/;
+/** The page and its assets: `/`, `/index.html` and the top-level hashed files esbuild writes. */
+const CONSOLE_PATH = /^\/(?:index\.html)?$|^\/[\w-]+-[A-Z0-9]{8}\.(?:js|css)$/;
 
 /**
  * The web console (`@visionq/console`'s built files) at `/`. Like `/docs` it needs no key:
@@ -19,12 +21,12 @@ export function consoleRoutes(logger: Logger): Router {
     logger.warn('the web console is not built, so / serves no page: npm run build -w @visionq/console builds it');
     return router;
   }
-  router.use(
-    express.static(root, {
-      redirect: false,
-      // index.html names the assets of the current build: always asked again (a 304 when unchanged).
-      setHeaders: (res, path) => res.setHeader('cache-control', HASHED_ASSET.test(path) ? 'public, max-age=31536000, immutable' : 'no-cache'),
-    }),
-  );
+  const files = express.static(root, {
+    redirect: false,
+    // index.html names the assets of the current build: always asked again (a 304 when unchanged).
+    setHeaders: (res, path) => res.setHeader('cache-control', HASHED_ASSET.test(path) ? 'public, max-age=31536000, immutable' : 'no-cache'),
+  });
+  // Only the console's own paths look at the disk: an API request passes by without a stat.
+  router.use((req, res, next) => (CONSOLE_PATH.test(req.path) ? files(req, res, next) : next()));
   return router;
 }
