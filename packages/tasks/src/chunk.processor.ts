@@ -42,14 +42,15 @@ export class ChunkProcessor {
 
   async process(chunk: ChunkJobData, options: { urgent: boolean }): Promise<ChunkOutcome> {
     const log = this.logger.child({ ...jobLogFields(chunk), chunk: chunk.index, model: chunk.model, ...(chunk.round ? { round: chunk.round } : {}) });
-    if (!(await this.claim(chunk, options.urgent))) {
+    const claimed = await this.claim(chunk, options.urgent);
+    if (!claimed) {
       this.metrics.chunks.inc({ outcome: 'skipped' });
       return { status: 'skipped', succeeded: 0, failed: 0 };
     }
     const started = performance.now();
     const task = { id: chunk.taskId, output: chunk.output };
     // A rerun keeps the lines that succeeded and runs the failed ones again.
-    const previous = chunk.rerunFailed ? await this.results.readPart(task, chunk.index, (await this.tasks.partVersions(chunk.taskId)).get(chunk.index) ?? 0) : null;
+    const previous = chunk.rerunFailed ? await this.results.readPart(task, chunk.index, claimed.partRound) : null;
     const cancel = new AbortController();
     const watch = options.urgent ? undefined : setInterval(() => void this.abortIfEnded(chunk.taskId, cancel, log), this.cancelPollMs);
     const classify = (uri: string) => this.images.classify(uri, chunk.model, chunk.topK, { urgent: options.urgent, signal: cancel.signal });
@@ -85,22 +86,26 @@ export class ChunkProcessor {
   }
 
   /**
-   * Whether to run the chunk, marking its task running when so. A waiting client gets its
-   * result even from a re-run; a batch chunk already counted (or, for a rerun of its failed
-   * images, already rewritten for its round), or of an ended task, is not redone.
+   * Whether to run the chunk, marking its task running when so; and, for a rerun of its
+   * failed images, the round of the part it reruns. A waiting client gets its result even
+   * from a re-run; a batch chunk already counted (or, for a rerun, already rewritten for its
+   * round), or of an ended task, is not redone.
    */
-  private async claim(chunk: ChunkJobData, urgent: boolean): Promise<boolean> {
+  private async claim(chunk: ChunkJobData, urgent: boolean): Promise<{ partRound: number } | null> {
     const status = await this.tasks.status(chunk.taskId);
-    if (status === null) return false;
+    if (status === null) return null;
+    let partRound = 0;
     if (!urgent) {
-      if (isTerminal(status)) return false;
-      const done = chunk.rerunFailed
-        ? ((await this.tasks.partVersions(chunk.taskId)).get(chunk.index) ?? 0) >= chunk.round!
-        : await this.tasks.isCommitted(chunk.taskId, chunk.index);
-      if (done) return false;
+      if (isTerminal(status)) return null;
+      if (chunk.rerunFailed) {
+        partRound = (await this.tasks.partVersions(chunk.taskId)).get(chunk.index) ?? 0;
+        if (partRound >= chunk.round!) return null;
+      } else if (await this.tasks.isCommitted(chunk.taskId, chunk.index)) {
+        return null;
+      }
     }
     await this.tasks.markRunning(chunk.taskId);
-    return true;
+    return { partRound };
   }
 
   private async abortIfEnded(taskId: string, cancel: AbortController, log: Logger): Promise<void> {
