@@ -158,9 +158,11 @@ describe('visionq CLI against a gateway (whole processes)', function () {
     });
 
     it('asks on a terminal whether Ctrl-C should cancel the task, and cancels it on "y"', async () => {
-      const command = [process.execPath, CLI, 'submit', '--wait', '--url', cluster.url, ...queuedImages()].map((word) => `'${word}'`).join(' ');
+      // `exec`: the shell script starts must not stay in the terminal's foreground group, where
+      // dash (unlike bash) dies of the ^C meant for the CLI and script reports 130.
+      const command = `exec ${[process.execPath, CLI, 'submit', '--wait', '--url', cluster.url, ...queuedImages()].map((word) => `'${word}'`).join(' ')}`;
       // util-linux's script runs it on a pseudo-terminal: ^C written to its input is the terminal's interrupt.
-      const child = spawn('script', ['-qfec', command, '/dev/null'], { cwd: REPO_ROOT });
+      const child = spawn('script', ['-qfec', command, '/dev/null'], { cwd: REPO_ROOT, env: { ...process.env, SHELL: '/bin/sh' } });
       let shown = '';
       child.stdout.setEncoding('utf8').on('data', (text: string) => (shown += text));
       const exited = once(child, 'exit');
