@@ -73,30 +73,35 @@ function channelSums(tensor: Float32Array, offset: number, plane: number): numbe
 }
 
 describe('imaging parity with torchvision (PIL path)', () => {
-  const preprocessor = new ImagePreprocessor({ maxImageBytes: 20_000_000, maxImagePixels: 40_000_000 });
+  const limits = { maxImageBytes: 20_000_000, maxImagePixels: 40_000_000 };
+  // The same bytes whether the calling thread or a pool thread decodes and resizes.
+  const preprocessors = { 'on the calling thread': new ImagePreprocessor(limits), 'in a pool of 2 threads': new ImagePreprocessor({ ...limits, threads: 2 }) };
+  after(() => Promise.all(Object.values(preprocessors).map((p) => p.close())));
 
-  for (const [name, photo] of Object.entries(reference.photos)) {
-    const variants = [['shorter_side', photo.shorter_side] as const, ...(photo.direct ? [['direct', photo.direct] as const] : [])];
-    for (const [mode, variant] of variants) {
-      it(`${name} ${mode}: same pixels and same normalised tensor`, async () => {
-        const input = readFileSync(path.join(FIXTURES, 'photos', photo.source));
-        const spec = specFor(mode);
-        const out = await preprocessor.preprocess(input, spec);
-        expect([out.width, out.height]).to.deep.equal([spec.width, spec.height]);
+  for (const [where, preprocessor] of Object.entries(preprocessors)) {
+    for (const [name, photo] of Object.entries(reference.photos)) {
+      const variants = [['shorter_side', photo.shorter_side] as const, ...(photo.direct ? [['direct', photo.direct] as const] : [])];
+      for (const [mode, variant] of variants) {
+        it(`${name} ${mode} ${where}: same pixels and same normalised tensor`, async () => {
+          const input = readFileSync(path.join(FIXTURES, 'photos', photo.source));
+          const spec = specFor(mode);
+          const out = await preprocessor.preprocess(input, spec);
+          expect([out.width, out.height]).to.deep.equal([spec.width, spec.height]);
 
-        const expected = await referencePixels(variant.png);
-        const d = diff(out.pixels, expected.pixels);
-        expect(d.mean, 'mean abs diff (levels)').to.be.at.most(MEAN_LIMIT);
-        expect(d.max, 'max abs diff (levels)').to.be.at.most(MAX_OBSERVED);
+          const expected = await referencePixels(variant.png);
+          const d = diff(out.pixels, expected.pixels);
+          expect(d.mean, 'mean abs diff (levels)').to.be.at.most(MEAN_LIMIT);
+          expect(d.max, 'max abs diff (levels)').to.be.at.most(MAX_OBSERVED);
 
-        // writeNormalized into slot 1 of a 2-image batch reproduces ToTensor+Normalize.
-        const plane = spec.width * spec.height;
-        const batch = new Float32Array(2 * 3 * plane).fill(Number.NaN);
-        writeNormalized(out, spec, batch, 3 * plane);
-        expect(batch.subarray(0, 3 * plane).every(Number.isNaN), 'slot 0 untouched').to.equal(true);
-        const sums = channelSums(batch, 3 * plane, plane);
-        sums.forEach((s, c) => expect(s, `channel ${c} sum`).to.be.closeTo(variant.sum[c]!, 1e-9 * Math.max(1, Math.abs(variant.sum[c]!))));
-      });
+          // writeNormalized into slot 1 of a 2-image batch reproduces ToTensor+Normalize.
+          const plane = spec.width * spec.height;
+          const batch = new Float32Array(2 * 3 * plane).fill(Number.NaN);
+          writeNormalized(out, spec, batch, 3 * plane);
+          expect(batch.subarray(0, 3 * plane).every(Number.isNaN), 'slot 0 untouched').to.equal(true);
+          const sums = channelSums(batch, 3 * plane, plane);
+          sums.forEach((s, c) => expect(s, `channel ${c} sum`).to.be.closeTo(variant.sum[c]!, 1e-9 * Math.max(1, Math.abs(variant.sum[c]!))));
+        });
+      }
     }
   }
 

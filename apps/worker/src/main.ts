@@ -13,7 +13,7 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const workerId = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   const logger = createLogger({ level: config.log.level, format: config.log.format, defaultMeta: { service: 'worker', worker_id: workerId } });
-  configureDecoder({ threadsPerImage: 1 });
+  configureDecoder({ threadsPerImage: 1, concurrentDecodes: config.imaging.threads });
 
   const onRedisError = connectionErrorLogger(logger, 'Redis connection error');
   const redis = await connectRedis(config.redis.url, { failFast: false, onError: onRedisError });

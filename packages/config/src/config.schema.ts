@@ -47,6 +47,7 @@ export const VARIABLES = {
   PREFERRED_BATCH_SIZES: { schema: intList, default: '', path: 'batching.preferredBatchSizes', doc: 'Comma list of batch sizes the batcher aims for (and warms up); empty = max batch size.' },
   MAX_IMAGE_BYTES: { schema: int(1), default: String(50 * 1024 * 1024), path: 'imaging.maxImageBytes', doc: 'Larger inputs fail with `image_too_large` before decoding.' },
   MAX_IMAGE_PIXELS: { schema: int(1), default: String(100_000_000), path: 'imaging.maxImagePixels', doc: 'Images whose header claims more pixels fail with `image_too_large` before decoding.' },
+  PREPROCESS_THREADS: { schema: int(0, 1024), default: '0', path: 'imaging.threads', doc: 'Threads that decode and resize images (each decode also takes one of libuv\'s threads, whose pool visionq sizes to match unless UV_THREADPOOL_SIZE is set); 0 = one per CPU available to the process.' },
   DECODE_PIXELS_IN_FLIGHT: { schema: int(1), default: String(200_000_000), path: 'imaging.decodePixelsInFlight', doc: "Pixels a worker decodes at once, all images together (about 3 bytes each while decoded): bounds decode memory by pixels, not image count. An image larger than this is decoded alone." },
   PORT: { schema: int(1, 65535), default: '8080', path: 'server.port', doc: 'Gateway HTTP port.' },
   MAX_JSON_DEPTH: { schema: int(1, 1000), default: '32', path: 'server.maxJsonDepth', doc: 'Deepest nesting of arrays and objects in a JSON request body; deeper ones get 400.' },

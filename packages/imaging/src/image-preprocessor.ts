@@ -1,11 +1,13 @@
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { Piscina } from 'piscina';
 import sharp from 'sharp';
 import { ErrorCode, ImageError } from '@visionq/api';
+import { decodeAndResize, messageOf, type CheckedHeader } from './image-decoder';
 import { ACCEPTED_FORMATS, formatName, isAccepted, sniffFormat } from './image-format';
-import { cmykToRgbLikePil } from './pil-convert';
-import { pilResizeBilinear, type RgbImage } from './pil-resample';
 import type { PreprocessSpec, PreprocessedImage } from './preprocess-spec';
 import { PixelBudget } from './pixel-budget';
-import { planResize } from './resize-plan';
+import type { PreprocessOutcome, PreprocessTask } from './preprocess.thread';
 
 /** What one image may cost. Both are checked before any pixel is decoded. */
 export interface ImageLimits {
@@ -15,6 +17,11 @@ export interface ImageLimits {
   maxImagePixels: number;
   /** Pixels decoded at once across every image of this preprocessor; default: unbounded. */
   decodePixelsInFlight?: number;
+  /**
+   * Threads that decode and resize, so preprocessing uses every core and never blocks the
+   * caller's event loop; 0 = one per available CPU. Default: none, on the calling thread.
+   */
+  threads?: number;
 }
 
 /**
@@ -25,8 +32,11 @@ export interface ImageLimits {
  *   Resize((h, w))                              — `direct`
  *
  * sharp (libvips, on the libuv thread pool) checks the header and decodes; the resize
- * is a bit-exact TypeScript port of Pillow's bilinear resampling (see pil-resample.ts),
+ * is a bit-exact port of Pillow's bilinear resampling (see pil-resample.ts),
  * because libvips' own resampling is up to 4 levels off on photos and 10 on upscales.
+ * With `threads`, decode and resize run in a pool of worker threads (image-decoder.ts);
+ * the header checks and the pixel budget stay here. A spec with `quality: 'fast'` lets
+ * large JPEG and WebP images be decoded at 1/2, 1/4 or 1/8 scale first (not exact).
  * Decoding follows PIL too: embedded ICC profiles are ignored (PIL never applies
  * them), alpha is dropped without compositing, CMYK is converted with PIL's formula.
  *
@@ -44,6 +54,8 @@ export class ImagePreprocessor {
   private readonly limits: ImageLimits;
   /** Bounds the memory of decoding: pixels of the images decoded and being resized now. */
   readonly budget?: PixelBudget;
+  private readonly pool?: Piscina<PreprocessTask, PreprocessOutcome>;
+  private closed?: Promise<void>;
 
   constructor(limits: ImageLimits) {
     for (const key of ['maxImageBytes', 'maxImagePixels'] as const) {
@@ -53,6 +65,27 @@ export class ImagePreprocessor {
     }
     this.limits = { maxImageBytes: limits.maxImageBytes, maxImagePixels: limits.maxImagePixels };
     if (limits.decodePixelsInFlight !== undefined) this.budget = new PixelBudget(limits.decodePixelsInFlight);
+    if (limits.threads !== undefined) {
+      if (!Number.isSafeInteger(limits.threads) || limits.threads < 0) throw new RangeError(`limits.threads must be an integer ≥ 0, got ${limits.threads}`);
+      const threads = preprocessThreads(limits.threads);
+      this.pool = new Piscina<PreprocessTask, PreprocessOutcome>({
+        // From src/ (tests) and dist/ alike: threads run the compiled file.
+        filename: join(__dirname, '..', 'dist', 'preprocess.thread.js'),
+        minThreads: threads,
+        maxThreads: threads,
+      });
+    }
+  }
+
+  /** Threads in the pool; 0 when images are preprocessed on the calling thread. */
+  get threads(): number {
+    return this.pool?.maxThreads ?? 0;
+  }
+
+  /** Ends the pool's threads once the images given to them are done. Idempotent. */
+  close(): Promise<void> {
+    this.closed ??= this.pool?.close() ?? Promise.resolve();
+    return this.closed;
   }
 
   /**
@@ -70,17 +103,20 @@ export class ImagePreprocessor {
         `image is ${input.length} bytes, more than the limit of ${this.limits.maxImageBytes} bytes`,
       );
     }
-    const { isCmyk, pixels } = await this.checkHeader(input);
-    const release = (await this.budget?.acquire(pixels)) ?? (() => undefined);
+    const header = await this.checkHeader(input);
+    const release = (await this.budget?.acquire(header.width * header.height)) ?? (() => undefined);
     try {
-      return resizeAndCrop(await this.decode(input, isCmyk), spec);
+      if (!this.pool) return await decodeAndResize(input, header, spec, this.limits.maxImagePixels);
+      const outcome = await this.pool.run({ input, header, spec, maxImagePixels: this.limits.maxImagePixels });
+      if ('code' in outcome) throw new ImageError(outcome.code, outcome.message);
+      return { pixels: outcome, width: spec.width, height: spec.height };
     } finally {
       release();
     }
   }
 
-  /** Reads the header only: format and claimed size. Resolves whether the image is CMYK, and its pixels. */
-  private async checkHeader(input: Buffer): Promise<{ isCmyk: boolean; pixels: number }> {
+  /** Reads the header only: format, claimed size and orientation; refuses what must not be decoded. */
+  private async checkHeader(input: Buffer): Promise<CheckedHeader> {
     const sniffed = sniffFormat(input);
     if (sniffed !== undefined && !isAccepted(sniffed)) throw unsupported(sniffed);
     let meta: sharp.Metadata;
@@ -101,83 +137,17 @@ export class ImagePreprocessor {
         `${format} image claims ${width}x${height} = ${width * height} pixels, more than the limit of ${this.limits.maxImagePixels}`,
       );
     }
-    return { isCmyk: meta.space === 'cmyk', pixels: width * height };
-  }
-
-  /** Decodes to upright 8-bit RGB, the way PIL's exif_transpose + convert('RGB') would. */
-  private async decode(input: Buffer, isCmyk: boolean): Promise<RgbImage> {
-    try {
-      const image = sharp(input, {
-        // Truncation and decoder errors fail; warnings (trailing bytes, corrupt entropy
-        // data) do not — PIL decodes those too.
-        failOn: 'error',
-        limitInputPixels: this.limits.maxImagePixels,
-        // PIL never applies embedded ICC profiles: torchvision models saw the raw values.
-        ignoreIcc: true,
-      })
-        .autoOrient()
-        .removeAlpha();
-      if (isCmyk) {
-        const { data, info } = await image
-          .pipelineColourspace('cmyk')
-          .toColourspace('cmyk')
-          .raw({ depth: 'uchar' })
-          .toBuffer({ resolveWithObject: true });
-        checkChannels(info.channels, 4);
-        return { pixels: cmykToRgbLikePil(data, info.width * info.height), width: info.width, height: info.height };
-      }
-      const { data, info } = await image.toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-      checkChannels(info.channels, 3);
-      return { pixels: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };
-    } catch (err) {
-      if (err instanceof ImageError) throw err;
-      if (/exceeds pixel limit/i.test(messageOf(err))) {
-        throw new ImageError(ErrorCode.ImageTooLarge, `image exceeds the limit of ${this.limits.maxImagePixels} pixels`, [], { cause: err });
-      }
-      throw new ImageError(ErrorCode.ImageDecodeFailed, `image cannot be decoded: ${messageOf(err)}`, [], { cause: err });
-    }
+    return { format, width, height, orientation: meta.orientation ?? 1, isCmyk: meta.space === 'cmyk' };
   }
 }
 
-/** Resize + centre crop (or direct resize) of the decoded image, padding with black where the crop overhangs. */
-async function resizeAndCrop(img: RgbImage, spec: PreprocessSpec): Promise<PreprocessedImage> {
-  const plan = planResize(img.width, img.height, spec);
-  const left = Math.max(plan.left, 0);
-  const top = Math.max(plan.top, 0);
-  const right = Math.min(plan.left + plan.width, plan.resizedWidth);
-  const bottom = Math.min(plan.top + plan.height, plan.resizedHeight);
-  const inside = await pilResizeBilinear(img, plan.resizedWidth, plan.resizedHeight, {
-    left,
-    top,
-    width: right - left,
-    height: bottom - top,
-  });
-  if (inside.width === plan.width && inside.height === plan.height) return inside;
-  // CenterCrop of an image smaller than the crop: torchvision pads with zeros.
-  const pixels = new Uint8Array(plan.width * plan.height * 3);
-  const rowBytes = inside.width * 3;
-  for (let y = 0; y < inside.height; y++) {
-    const to = ((top - plan.top + y) * plan.width + (left - plan.left)) * 3;
-    pixels.set(inside.pixels.subarray(y * rowBytes, (y + 1) * rowBytes), to);
-  }
-  return { pixels, width: plan.width, height: plan.height };
+/** One per available CPU for 0. */
+function preprocessThreads(requested: number): number {
+  return requested === 0 ? availableParallelism() : requested;
 }
 
 function unsupported(format: string): ImageError {
   return new ImageError(ErrorCode.UnsupportedFormat, `image format ${format} is not supported; accepted: ${ACCEPTED_FORMATS.join(', ')}`);
-}
-
-function checkChannels(actual: number, expected: number): void {
-  if (actual !== expected) {
-    throw new ImageError(ErrorCode.ImageDecodeFailed, `image decoded to ${actual} channels, expected ${expected}`);
-  }
-}
-
-/** sharp's messages can span lines (libheif lists every seek); keep the first and last. */
-function messageOf(err: unknown): string {
-  const lines = (err instanceof Error ? err.message : String(err)).split('\n').map((l) => l.trim()).filter(Boolean);
-  if (lines.length <= 2) return lines.join(': ');
-  return `${lines[0]} … ${lines[lines.length - 1]}`;
 }
 
 function checkSpec(spec: PreprocessSpec): void {

@@ -1,3 +1,4 @@
+/// <reference path="./wasm-globals.d.ts" />
 /**
  * Pillow's BILINEAR resize of 8-bit RGB, bit for bit: a port of `ImagingResample` from
  * Pillow's `libImaging/Resample.c` (the code torchvision's `Resize` runs on PIL images).
@@ -11,11 +12,16 @@
  * own position in the full-size resize only, so resizing then cropping and computing
  * just the cropped pixels give identical bytes — and a centre crop skips a third of the
  * work.
+ *
+ * The taps are computed here; the two passes run in WebAssembly SIMD (pil-resample.wat),
+ * all three channels of a pixel in one vector: the same integer sums as Pillow's C, several
+ * times faster than scalar JavaScript (a 12-megapixel photo's centre crop in ~15 ms).
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 /** Pillow's `PRECISION_BITS`: 32 - 8 (result) - 2 (headroom). */
 const PRECISION_BITS = 22;
-const HALF = 1 << (PRECISION_BITS - 1);
 const ONE = 1 << PRECISION_BITS;
 
 /** Pillow's BILINEAR filter: a triangle of support 1. */
@@ -38,15 +44,6 @@ export interface Region {
   top: number;
   width: number;
   height: number;
-}
-
-export interface ResampleOptions {
-  /**
-   * Multiply-adds done between two yields to the event loop. The resize of a large
-   * photo is tens of milliseconds of JavaScript; yielding keeps timers, queue-lock
-   * renewals and health checks running. Default 500,000 (about 1–2 ms of work once the code is optimised).
-   */
-  yieldEvery?: number;
 }
 
 /** Fixed-point filter taps for a run of output positions along one axis. */
@@ -97,25 +94,56 @@ function computeTaps(inSize: number, outSize: number, first: number, n: number):
   return { start, count, weights, size };
 }
 
-function clip8(sum: number): number {
-  const v = sum >> PRECISION_BITS;
-  return v < 0 ? 0 : v > 255 ? 255 : v;
+/** The compiled passes; built from pil-resample.wat into dist by the package's build. */
+let compiled: WebAssembly.Module | undefined;
+
+interface Passes {
+  memory: WebAssembly.Memory;
+  horizontal(src: number, srcStride: number, rows: number, dst: number, width: number, starts: number, counts: number, weights: number, size: number): void;
+  vertical(src: number, stride: number, dst: number, height: number, starts: number, counts: number, weights: number, size: number): void;
 }
 
-const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+function instantiate(): Passes {
+  // From src/ (tests) and dist/ alike: the package's dist holds the binary.
+  compiled ??= new WebAssembly.Module(readFileSync(join(__dirname, '..', 'dist', 'pil-resample.wasm')));
+  return new WebAssembly.Instance(compiled).exports as unknown as Passes;
+}
+
+/**
+ * Memory kept between resizes (per thread), up to this size; a larger image gets an
+ * instance of its own, dropped afterwards, because WebAssembly memory never shrinks.
+ */
+const KEPT_MEMORY_BYTES = 64 << 20;
+const PAGE = 65536;
+let kept: Passes | undefined;
+
+function passesFor(bytes: number): Passes {
+  if (bytes > KEPT_MEMORY_BYTES) return grown(instantiate(), bytes);
+  kept ??= instantiate();
+  return grown(kept, bytes);
+}
+
+function grown(passes: Passes, bytes: number): Passes {
+  const have = passes.memory.buffer.byteLength;
+  if (have < bytes) passes.memory.grow(Math.ceil((bytes - have) / PAGE));
+  return passes;
+}
+
+/** Room after each area: the SIMD loops read and write up to 16 bytes past an area's end. */
+const PAD = 16;
+const align = (n: number) => (n + 15) & ~15;
 
 /**
  * Resizes `src` to `outWidth`×`outHeight` with Pillow's BILINEAR filter and returns the
  * pixels of `region` of that result (default: all of it). `region` must lie inside the
  * resized image.
  */
-export async function pilResizeBilinear(
+export function pilResizeBilinear(
   src: RgbImage,
   outWidth: number,
   outHeight: number,
   region: Region = { left: 0, top: 0, width: outWidth, height: outHeight },
-  options: ResampleOptions = {},
-): Promise<RgbImage> {
+): RgbImage {
   const { left, top, width, height } = region;
   if (
     !(outWidth > 0 && outHeight > 0) ||
@@ -127,71 +155,42 @@ export async function pilResizeBilinear(
   if (src.pixels.length !== src.width * src.height * 3) {
     throw new RangeError(`pixels hold ${src.pixels.length} bytes, ${src.width}x${src.height} RGB needs ${src.width * src.height * 3}`);
   }
-  const yieldEvery = options.yieldEvery ?? 500_000;
   const h = computeTaps(src.width, outWidth, left, width);
   const v = computeTaps(src.height, outHeight, top, height);
+  // Input rows the vertical pass reads; only those are copied in and resized horizontally.
+  const rowFirst = v.start[0]!;
+  const rows = v.start[height - 1]! + v.count[height - 1]! - rowFirst;
+  for (let i = 0; i < height; i++) v.start[i]! -= rowFirst;
 
-  // Input rows the vertical pass reads; the horizontal pass only produces those.
-  const rowFirst = v.start[0];
-  const rowEnd = v.start[height - 1] + v.count[height - 1];
-  const tmp = new Uint8Array((rowEnd - rowFirst) * width * 3);
-
-  const srcPx = src.pixels;
   const srcStride = src.width * 3;
-  const hStart = h.start;
-  const hCount = h.count;
-  const hWeights = h.weights;
-  const hSize = h.size;
-  // Sums stay below 2^31 (weights sum to 2^22, pixels ≤ 255), so `| 0` keeps V8 on int32.
-  let work = 0;
-  for (let y = rowFirst; y < rowEnd; y++) {
-    const rowIn = y * srcStride;
-    let o = (y - rowFirst) * width * 3;
-    for (let xx = 0; xx < width; xx++) {
-      const n = hCount[xx];
-      let k = xx * hSize;
-      let p = rowIn + hStart[xx] * 3;
-      let s0 = HALF;
-      let s1 = HALF;
-      let s2 = HALF;
-      for (const end = k + n; k < end; k++, p += 3) {
-        const w = hWeights[k];
-        s0 = (s0 + srcPx[p] * w) | 0;
-        s1 = (s1 + srcPx[p + 1] * w) | 0;
-        s2 = (s2 + srcPx[p + 2] * w) | 0;
-      }
-      tmp[o++] = clip8(s0);
-      tmp[o++] = clip8(s1);
-      tmp[o++] = clip8(s2);
-    }
-    work += width * hSize;
-    if (work >= yieldEvery) {
-      work = 0;
-      await nextTurn();
-    }
-  }
-
-  const out = new Uint8Array(width * height * 3);
-  const tmpStride = width * 3;
-  const vWeights = v.weights;
-  for (let yy = 0; yy < height; yy++) {
-    const n = v.count[yy];
-    const kBase = yy * v.size;
-    const rowTop = (v.start[yy] - rowFirst) * tmpStride;
-    let o = yy * tmpStride;
-    for (let c = 0; c < tmpStride; c++) {
-      let s = HALF;
-      let p = rowTop + c;
-      for (let k = kBase, end = kBase + n; k < end; k++, p += tmpStride) {
-        s = (s + tmp[p] * vWeights[k]) | 0;
-      }
-      out[o++] = clip8(s);
-    }
-    work += tmpStride * v.size;
-    if (work >= yieldEvery) {
-      work = 0;
-      await nextTurn();
-    }
-  }
-  return { pixels: out, width, height };
+  const stride = width * 3;
+  // Memory layout: taps (h, then v), source rows, horizontal result, output.
+  let at = 0;
+  const place = (bytes: number) => {
+    const offset = at;
+    at = align(offset + bytes + PAD);
+    return offset;
+  };
+  const hStart = place(h.start.byteLength);
+  const hCount = place(h.count.byteLength);
+  const hWeights = place(h.weights.byteLength);
+  const vStart = place(v.start.byteLength);
+  const vCount = place(v.count.byteLength);
+  const vWeights = place(v.weights.byteLength);
+  const source = place(rows * srcStride);
+  const tmp = place(rows * stride);
+  const out = place(height * stride);
+  const passes = passesFor(at);
+  const memory = new Uint8Array(passes.memory.buffer);
+  const copy = (array: Int32Array, offset: number) => memory.set(new Uint8Array(array.buffer, array.byteOffset, array.byteLength), offset);
+  copy(h.start, hStart);
+  copy(h.count, hCount);
+  copy(h.weights, hWeights);
+  copy(v.start, vStart);
+  copy(v.count, vCount);
+  copy(v.weights, vWeights);
+  memory.set(src.pixels.subarray(rowFirst * srcStride, (rowFirst + rows) * srcStride), source);
+  passes.horizontal(source, srcStride, rows, tmp, width, hStart, hCount, hWeights, h.size);
+  passes.vertical(tmp, stride, out, height, vStart, vCount, vWeights, v.size);
+  return { pixels: memory.slice(out, out + height * stride), width, height };
 }

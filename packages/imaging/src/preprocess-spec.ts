@@ -20,6 +20,12 @@ export interface PreprocessSpec {
   /** Divisor that maps 8-bit values to the range mean/std refer to; 255 for torchvision. */
   scale: number;
   channelOrder: 'RGB' | 'BGR';
+  /**
+   * `exact` (default): torchvision's pixels, byte for byte. `fast`: large JPEG and WebP
+   * images are decoded at 1/2, 1/4 or 1/8 scale (never below the resize target) before
+   * the same resize: several times cheaper, a few levels off exact (see the README).
+   */
+  quality?: 'exact' | 'fast';
 }
 
 /**

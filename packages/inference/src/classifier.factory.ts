@@ -39,7 +39,8 @@ export async function openClassifier(config: Pick<Config, 'models' | 'inference'
     await registry.release();
     throw err;
   }
-  const classifier = new ImageClassifier(registry, new ImagePreprocessor(config.imaging), engine);
+  const preprocessor = new ImagePreprocessor(config.imaging);
+  const classifier = new ImageClassifier(registry, preprocessor, engine);
   let closing: Promise<void> | undefined;
   return {
     registry,
@@ -49,6 +50,7 @@ export async function openClassifier(config: Pick<Config, 'models' | 'inference'
       (closing ??= (async () => {
         await engine.stop();
         await registry.release();
+        await preprocessor.close();
       })()),
   };
 }

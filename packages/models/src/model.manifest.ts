@@ -10,7 +10,7 @@ import { z } from 'zod';
  *   "output": { "name": "logits", "activation": "softmax" },
  *   "preprocess": { "resize_mode": "shorter_side", "resize_size": 256,
  *                   "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
- *                   "scale": 255, "channel_order": "RGB" },
+ *                   "scale": 255, "channel_order": "RGB", "quality": "exact" },
  *   "labels": "labels.txt"
  * }
  *
@@ -40,6 +40,8 @@ export const manifestSchema = z
       std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]),
       scale: z.number().positive().default(255),
       channel_order: z.enum(['RGB', 'BGR']).default('RGB'),
+      // `fast`: large JPEG/WebP decoded at a reduced scale first; not torchvision-exact.
+      quality: z.enum(['exact', 'fast']).default('exact'),
     }),
     labels: z.string().min(1).default('labels.txt'),
   })
