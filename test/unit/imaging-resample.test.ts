@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { IMAGENET_SPEC, type PreprocessSpec } from '@visionq/imaging';
-import { pilResizeBilinear, type RgbImage } from '../../packages/imaging/src/pil-resample';
+import { pilResizeBilinear, sourceWindow, type RgbImage } from '../../packages/imaging/src/pil-resample';
 import { planResize } from '../../packages/imaging/src/resize-plan';
 import { scalarPilResizeBilinear } from '../support/scalar-pil-resample';
 
@@ -84,6 +84,23 @@ describe('pilResizeBilinear (Pillow 9.4 Image.resize BILINEAR)', () => {
       const region = { left, top, width: next(ow - left), height: next(oh - top) };
       const label = `${src.width}x${src.height}→${ow}x${oh} ${JSON.stringify(region)}`;
       expect(Buffer.from(pilResizeBilinear(src, ow, oh, region).pixels).equals(Buffer.from(scalarPilResizeBilinear(src, ow, oh, region).pixels)), label).to.equal(true);
+    }
+  });
+
+  it('gives the same bytes from the window of the source a region reads as from the whole source', () => {
+    for (const [src, ow, oh, region] of [
+      [noise(4032 / 8, 3024 / 8, 9), 341, 256, { left: 58, top: 16, width: 224, height: 224 }],
+      [noise(300, 500, 10), 256, 426, { left: 16, top: 101, width: 224, height: 224 }],
+      [noise(90, 70, 11), 200, 150, { left: 5, top: 0, width: 190, height: 150 }],
+    ] as const) {
+      const window = sourceWindow(src.width, src.height, ow, oh, region);
+      expect(window.width * window.height, 'a window smaller than the source').to.be.below(src.width * src.height + 1);
+      const part = { pixels: crop(src, window.left, window.top, window.width, window.height), width: window.width, height: window.height };
+      const from = { left: window.left, top: window.top, fullWidth: src.width, fullHeight: src.height };
+      expect(Buffer.from(pilResizeBilinear(part, ow, oh, region, from).pixels).equals(Buffer.from(pilResizeBilinear(src, ow, oh, region).pixels))).to.equal(true);
+      // One column short of what the region reads is refused, not read out of bounds.
+      const short = { pixels: crop(src, window.left, window.top, window.width - 1, window.height), width: window.width - 1, height: window.height };
+      expect(() => pilResizeBilinear(short, ow, oh, region, from)).to.throw(RangeError, /does not hold/);
     }
   });
 

@@ -1,9 +1,9 @@
 import sharp from 'sharp';
 import { ErrorCode, ImageError } from '@visionq/api';
 import { cmykToRgbLikePil } from './pil-convert';
-import { pilResizeBilinear, type RgbImage } from './pil-resample';
+import { pilResizeBilinear, sourceWindow, type Region, type RgbImage, type SourceWindow } from './pil-resample';
 import type { PreprocessSpec, PreprocessedImage } from './preprocess-spec';
-import { planResize } from './resize-plan';
+import { planResize, type ResizePlan } from './resize-plan';
 
 /** What the header said about an image that passed the checks: all decoding needs to know. */
 export interface CheckedHeader {
@@ -23,11 +23,37 @@ export interface CheckedHeader {
  */
 export async function decodeAndResize(input: Uint8Array, header: CheckedHeader, spec: PreprocessSpec, maxImagePixels: number): Promise<PreprocessedImage> {
   const shrink = spec.quality === 'fast' ? shrinkOnLoad(header, spec) : 1;
-  return resizeAndCrop(await decode(input, header, shrink, maxImagePixels), spec);
+  if (shrink > 1) {
+    const image = await decode(input, header, { shrink }, maxImagePixels);
+    return resizeAndCrop(image, planResize(image.width, image.height, spec));
+  }
+  const [width, height] = upright(header);
+  const plan = planResize(width, height, spec);
+  // Only the part of the image the crop reads is decoded and handed over: libvips skips
+  // converting the rest, and stops decoding below its last row.
+  const window = WINDOWED.has(header.format) ? sourceWindow(width, height, plan.resizedWidth, plan.resizedHeight, inside(plan)) : undefined;
+  const image = await decode(input, header, { window }, maxImagePixels);
+  return resizeAndCrop(image, plan, window && { left: window.left, top: window.top, fullWidth: width, fullHeight: height });
 }
 
 /** Formats whose decoders can shrink while decoding (JPEG in the DCT, WebP in libwebp's scaler). */
 const SHRINKABLE = new Set(['jpeg', 'webp']);
+/** Formats decoded row by row, whose header size is the decoded size: a window of them can be decoded alone. */
+const WINDOWED = new Set(['jpeg', 'png', 'webp']);
+
+/** Width and height once the EXIF orientation is applied. */
+function upright(header: CheckedHeader): [number, number] {
+  return header.orientation >= 5 ? [header.height, header.width] : [header.width, header.height];
+}
+
+/** The part of the crop window inside the resized image (CenterCrop pads the rest). */
+function inside(plan: ResizePlan): Region {
+  const left = Math.max(plan.left, 0);
+  const top = Math.max(plan.top, 0);
+  const right = Math.min(plan.left + plan.width, plan.resizedWidth);
+  const bottom = Math.min(plan.top + plan.height, plan.resizedHeight);
+  return { left, top, width: right - left, height: bottom - top };
+}
 
 /**
  * The `fast` quality's load-time shrink: the largest of 8, 4, 2 that leaves the decoded
@@ -36,7 +62,7 @@ const SHRINKABLE = new Set(['jpeg', 'webp']);
  */
 export function shrinkOnLoad(header: CheckedHeader, spec: PreprocessSpec): number {
   if (!SHRINKABLE.has(header.format) || header.isCmyk) return 1;
-  const [width, height] = header.orientation >= 5 ? [header.height, header.width] : [header.width, header.height];
+  const [width, height] = upright(header);
   for (const factor of [8, 4, 2]) {
     const w = Math.floor(width / factor);
     const h = Math.floor(height / factor);
@@ -46,8 +72,11 @@ export function shrinkOnLoad(header: CheckedHeader, spec: PreprocessSpec): numbe
   return 1;
 }
 
-/** Decodes to upright 8-bit RGB, the way PIL's exif_transpose + convert('RGB') would (shrunk first when `shrink` > 1). */
-async function decode(input: Uint8Array, header: CheckedHeader, shrink: number, maxImagePixels: number): Promise<RgbImage> {
+/**
+ * Decodes to upright 8-bit RGB, the way PIL's exif_transpose + convert('RGB') would:
+ * shrunk on load by `shrink`, or only `window` of it (upright coordinates).
+ */
+async function decode(input: Uint8Array, header: CheckedHeader, part: { shrink?: number; window?: Region }, maxImagePixels: number): Promise<RgbImage> {
   try {
     let image = sharp(input, {
       // Truncation and decoder errors fail; warnings (trailing bytes, corrupt entropy
@@ -59,12 +88,15 @@ async function decode(input: Uint8Array, header: CheckedHeader, shrink: number, 
     })
       .autoOrient()
       .removeAlpha();
+    const { shrink = 1, window } = part;
     if (shrink > 1) {
       // Asking for exactly 1/shrink of the size makes libvips decode at that scale (JPEG's
       // DCT scaling, libwebp's scaler) and leave the rest as is: the remaining factor is 1
       // (or a pixel's rounding, taken by nearest neighbour).
-      const [width, height] = header.orientation >= 5 ? [header.height, header.width] : [header.width, header.height];
+      const [width, height] = upright(header);
       image = image.resize(Math.floor(width / shrink), Math.floor(height / shrink), { fit: 'fill', kernel: 'nearest', fastShrinkOnLoad: true });
+    } else if (window) {
+      image = image.extract(window);
     }
     if (header.isCmyk) {
       const { data, info } = await image.pipelineColourspace('cmyk').toColourspace('cmyk').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
@@ -83,21 +115,21 @@ async function decode(input: Uint8Array, header: CheckedHeader, shrink: number, 
   }
 }
 
-/** Resize + centre crop (or direct resize) of the decoded image, padding with black where the crop overhangs. */
-function resizeAndCrop(img: RgbImage, spec: PreprocessSpec): PreprocessedImage {
-  const plan = planResize(img.width, img.height, spec);
-  const left = Math.max(plan.left, 0);
-  const top = Math.max(plan.top, 0);
-  const right = Math.min(plan.left + plan.width, plan.resizedWidth);
-  const bottom = Math.min(plan.top + plan.height, plan.resizedHeight);
-  const inside = pilResizeBilinear(img, plan.resizedWidth, plan.resizedHeight, { left, top, width: right - left, height: bottom - top });
-  if (inside.width === plan.width && inside.height === plan.height) return inside;
+/**
+ * Resize + centre crop (or direct resize) of the decoded image (or of its `window`),
+ * padding with black where the crop overhangs.
+ */
+function resizeAndCrop(img: RgbImage, plan: ResizePlan, window?: SourceWindow): PreprocessedImage {
+  const region = inside(plan);
+  const { left, top } = region;
+  const resized = pilResizeBilinear(img, plan.resizedWidth, plan.resizedHeight, region, window);
+  if (resized.width === plan.width && resized.height === plan.height) return resized;
   // CenterCrop of an image smaller than the crop: torchvision pads with zeros.
   const pixels = new Uint8Array(plan.width * plan.height * 3);
-  const rowBytes = inside.width * 3;
-  for (let y = 0; y < inside.height; y++) {
+  const rowBytes = resized.width * 3;
+  for (let y = 0; y < resized.height; y++) {
     const to = ((top - plan.top + y) * plan.width + (left - plan.left)) * 3;
-    pixels.set(inside.pixels.subarray(y * rowBytes, (y + 1) * rowBytes), to);
+    pixels.set(resized.pixels.subarray(y * rowBytes, (y + 1) * rowBytes), to);
   }
   return { pixels, width: plan.width, height: plan.height };
 }

@@ -129,6 +129,32 @@ function grown(passes: Passes, bytes: number): Passes {
   return passes;
 }
 
+/**
+ * Where `src` lies in the image being resized, when it is only the part the region reads
+ * (see {@link sourceWindow}): the decoder then never produces the rest.
+ */
+export interface SourceWindow {
+  left: number;
+  top: number;
+  fullWidth: number;
+  fullHeight: number;
+}
+
+/**
+ * The rectangle of a `fullWidth`×`fullHeight` image that resizing it to
+ * `outWidth`×`outHeight` reads to compute `region`: every tap of every output pixel in it.
+ */
+export function sourceWindow(fullWidth: number, fullHeight: number, outWidth: number, outHeight: number, region: Region): Region {
+  const span = (inSize: number, outSize: number, first: number, n: number) => {
+    const head = computeTaps(inSize, outSize, first, 1);
+    const tail = computeTaps(inSize, outSize, first + n - 1, 1);
+    return [head.start[0]!, tail.start[0]! + tail.count[0]!] as const;
+  };
+  const [left, right] = span(fullWidth, outWidth, region.left, region.width);
+  const [top, bottom] = span(fullHeight, outHeight, region.top, region.height);
+  return { left, top, width: right - left, height: bottom - top };
+}
+
 /** Room after each area: the SIMD loops read and write up to 16 bytes past an area's end. */
 const PAD = 16;
 const align = (n: number) => (n + 15) & ~15;
@@ -136,13 +162,15 @@ const align = (n: number) => (n + 15) & ~15;
 /**
  * Resizes `src` to `outWidth`×`outHeight` with Pillow's BILINEAR filter and returns the
  * pixels of `region` of that result (default: all of it). `region` must lie inside the
- * resized image.
+ * resized image. With `window`, `src` is that window of the image being resized, and
+ * must hold every pixel the region reads.
  */
 export function pilResizeBilinear(
   src: RgbImage,
   outWidth: number,
   outHeight: number,
   region: Region = { left: 0, top: 0, width: outWidth, height: outHeight },
+  window: SourceWindow = { left: 0, top: 0, fullWidth: src.width, fullHeight: src.height },
 ): RgbImage {
   const { left, top, width, height } = region;
   if (
@@ -155,12 +183,17 @@ export function pilResizeBilinear(
   if (src.pixels.length !== src.width * src.height * 3) {
     throw new RangeError(`pixels hold ${src.pixels.length} bytes, ${src.width}x${src.height} RGB needs ${src.width * src.height * 3}`);
   }
-  const h = computeTaps(src.width, outWidth, left, width);
-  const v = computeTaps(src.height, outHeight, top, height);
+  const h = computeTaps(window.fullWidth, outWidth, left, width);
+  const v = computeTaps(window.fullHeight, outHeight, top, height);
+  for (let i = 0; i < width; i++) h.start[i]! -= window.left;
   // Input rows the vertical pass reads; only those are copied in and resized horizontally.
-  const rowFirst = v.start[0]!;
-  const rows = v.start[height - 1]! + v.count[height - 1]! - rowFirst;
-  for (let i = 0; i < height; i++) v.start[i]! -= rowFirst;
+  const firstRead = v.start[0]!;
+  const rows = v.start[height - 1]! + v.count[height - 1]! - firstRead;
+  for (let i = 0; i < height; i++) v.start[i]! -= firstRead;
+  const rowFirst = firstRead - window.top;
+  if (h.start[0]! < 0 || h.start[width - 1]! + h.count[width - 1]! > src.width || rowFirst < 0 || rowFirst + rows > src.height) {
+    throw new RangeError(`a ${src.width}x${src.height} window at ${window.left},${window.top} does not hold what region ${JSON.stringify(region)} reads`);
+  }
 
   const srcStride = src.width * 3;
   const stride = width * 3;
