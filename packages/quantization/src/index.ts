@@ -17,3 +17,4 @@ export {
   valueInfo,
   type GeneratedTensor,
 } from './onnx-graph';
+export { compareClassifiers, type CompareOptions, type QuantizationReport } from './quantization-report';
