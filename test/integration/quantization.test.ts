@@ -145,7 +145,7 @@ async function refusal(model: Uint8Array): Promise<QuantizationError> {
 }
 
 /** `model` with the node named `name` edited. */
-function edited(model: Uint8Array, name: string, edit: (n: onnx.NodeProto) => void): Uint8Array {
+function edited(model: Uint8Array, name: string, edit: (n: onnx.INodeProto) => void): Uint8Array {
   const decoded = onnx.ModelProto.decode(model);
   edit(decoded.graph!.node!.find((n) => n.name === name)!);
   return onnx.ModelProto.encode(decoded).finish();
