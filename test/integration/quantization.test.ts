@@ -218,6 +218,28 @@ describe('INT8 quantizer on the ops of exported classifiers', () => {
     expect(cosine(await run(old, heldOut, dims(32)), await run(lifted, heldOut, dims(32)))).to.be.above(0.98);
   });
 
+  it('copies shape arithmetic (Shape, Gather, Unsqueeze, Concat of shapes) as it is', async () => {
+    const decoded = onnx.ModelProto.decode(fp32);
+    const graph = decoded.graph!;
+    const at = graph.node!.findIndex((n) => n.name === 'reshape');
+    graph.initializer!.push(tensor('zero', [], BigInt64Array.of(0n)), tensor('axes0', [1], BigInt64Array.of(0n)), tensor('features', [1], BigInt64Array.of(16n)));
+    graph.node!.splice(
+      at,
+      1,
+      node('Shape', ['gap'], ['gap_shape'], 'shape'),
+      node('Gather', ['gap_shape', 'zero'], ['batch'], 'gather', [intAttribute('axis', 0)]),
+      node('Unsqueeze', ['batch', 'axes0'], ['batch1'], 'unsqueeze'),
+      node('Concat', ['batch1', 'features'], ['dynamic_shape'], 'shape_concat', [intAttribute('axis', 0)]),
+      node('Reshape', ['gap', 'dynamic_shape'], ['flat'], 'reshape'),
+    );
+    const dynamic = onnx.ModelProto.encode(decoded).finish();
+    const quantized = await quantizeClassifier(dynamic, calibration);
+    const ops = onnx.ModelProto.decode(quantized).graph!.node!.map((n) => n.opType!);
+    expect(['Shape', 'Gather', 'Unsqueeze'].map((op) => count(ops, op))).to.deep.equal([1, 1, 1]);
+    expect(count(ops, 'Concat'), 'the image Concat and the shape Concat').to.equal(2);
+    expect(cosine(await run(dynamic, heldOut, dims(32)), await run(quantized, heldOut, dims(32)))).to.be.above(0.98);
+  });
+
   it('refuses an op it cannot quantize, naming the node and the op, before reading calibration', async () => {
     const lstm = await refusal(edited(fp32, 'gap', (n) => (n.opType = 'LSTM')));
     expect(lstm.message).to.equal('cannot quantize node "gap" (op LSTM)');
