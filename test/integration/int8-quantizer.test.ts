@@ -6,7 +6,8 @@ import { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { ImagePreprocessor, writeNormalized } from '@visionq/imaging';
 import { readModelFolder } from '@visionq/models';
-import { buildVgg, quantizeClassifier, quantizeVgg, SeededRandom, type VggOptions } from '@visionq/vgg-builder';
+import { quantizeClassifier } from '@visionq/quantization';
+import { buildVgg, quantizeVgg, SeededRandom, type VggOptions } from '@visionq/vgg-builder';
 import { BUNDLED_MODELS_DIR, FASHION_DIR } from '../support/model-fixtures';
 
 // Width 1/4 (16–128 channels, 30 MB): narrow enough to be quick, wide enough to quantize as

@@ -5,6 +5,7 @@ import { registerCancel } from './commands/cancel.command';
 import { registerKeys } from './commands/keys.command';
 import { registerModels } from './commands/models.command';
 import { registerPredict } from './commands/predict.command';
+import { registerQuantize } from './commands/quantize.command';
 import { registerResults } from './commands/results.command';
 import { registerRetry } from './commands/retry.command';
 import { registerStatus } from './commands/status.command';
@@ -27,6 +28,7 @@ export async function main(argv: string[]): Promise<number> {
   registerPredict(program, setExitCode);
   registerModels(program, setExitCode);
   registerBuildVgg(program, setExitCode);
+  registerQuantize(program, setExitCode);
   registerKeys(program, setExitCode);
   registerSubmit(program, setExitCode);
   registerStatus(program, setExitCode);

@@ -4,4 +4,6 @@ export type { VggDepth, VggLayer, VggOptions, VggPlan } from './vgg-config';
 export { SeededRandom } from './seeded-random';
 export { writeVggModelFolder } from './vgg-model-folder';
 export type { VggManifest, VggModelFolder, VggModelFolderOptions } from './vgg-model-folder';
-export { quantizeClassifier, quantizeVgg, type QuantizeClassifierOptions, type QuantizeVggOptions } from './qdq-quantizer';
+export { quantizeVgg, type QuantizeVggOptions } from './vgg-quantizer';
+// The general quantizer lives in @visionq/quantization; re-exported for the benchmarks that quantize the VGGs built here.
+export { quantizeClassifier, type QuantizeClassifierOptions } from '@visionq/quantization';

@@ -1,5 +1,5 @@
 import { onnx } from 'onnx-proto';
-import { DataType, encodeModel, intAttribute, intsAttribute, node, valueInfo, type GeneratedTensor } from './onnx-graph';
+import { DataType, encodeModel, intAttribute, intsAttribute, node, valueInfo, type GeneratedTensor } from '@visionq/quantization';
 import { deriveSeed, SeededRandom } from './seeded-random';
 import { planVgg, VGG_INPUT_SIZE, type VggLayer, type VggOptions, type VggPlan } from './vgg-config';
 

@@ -7,6 +7,20 @@ export type TaskInputs = { images: string[] } | { source: string } | { paths: st
 /** Extensions a folder is walked for: the formats the workers decode. */
 const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.avif', '.tif', '.tiff', '.gif']);
 
+/** Whether a file or object name has an image extension. */
+export function hasImageExtension(name: string): boolean {
+  return IMAGE_EXTENSIONS.has(extname(name).toLowerCase());
+}
+
+/** The image files under `dir`, sub-folders included, hidden files and folders left out, sorted. */
+export async function imageFilesIn(dir: string): Promise<string[]> {
+  return (await readdir(dir, { recursive: true, withFileTypes: true }))
+    .filter((e) => e.isFile() && hasImageExtension(e.name))
+    .map((e) => join(e.parentPath, e.name))
+    .filter((path) => !path.slice(dir.length).split(sep).some((part) => part.startsWith('.')))
+    .sort();
+}
+
 /**
  * Sorts the arguments into one kind of input. A folder is walked, sub-folders included,
  * for files with an image extension; hidden files and folders are skipped. A file named
@@ -30,11 +44,7 @@ export async function resolveInputs(args: string[]): Promise<TaskInputs> {
       paths.push(arg);
       continue;
     }
-    const found = (await readdir(arg, { recursive: true, withFileTypes: true }))
-      .filter((e) => e.isFile() && IMAGE_EXTENSIONS.has(extname(e.name).toLowerCase()))
-      .map((e) => join(e.parentPath, e.name))
-      .filter((path) => !path.slice(arg.length).split(sep).some((part) => part.startsWith('.')))
-      .sort();
+    const found = await imageFilesIn(arg);
     if (found.length === 0) throw new Error(`no image files in ${arg}`);
     paths.push(...found);
   }

@@ -32,7 +32,9 @@ export async function calibrateRanges(
   if (sampleDims.length === 0 || !(sampleSize > 0)) throw new TypeError(`model input ${inputName} needs fixed non-batch dimensions to calibrate`);
 
   const outputs = tensorNames.filter((name) => name !== inputName);
-  const withOutputs = { ...model, graph: { ...graph, output: [...graph.output!, ...outputs.map((name) => valueInfo(name, DataType.FLOAT))] } };
+  const graphOutputs = new Set(graph.output!.map((o) => o.name!));
+  const added = outputs.filter((name) => !graphOutputs.has(name)).map((name) => valueInfo(name, DataType.FLOAT));
+  const withOutputs = { ...model, graph: { ...graph, output: [...graph.output!, ...added] } };
   const session = await ort.InferenceSession.create(onnx.ModelProto.encode(withOutputs).finish());
   const ranges = new Map<string, TensorRange>(tensorNames.map((name) => [name, { min: Infinity, max: -Infinity }]));
   const histograms = new Map(outputs.map((name) => [name, new Histogram()]));

@@ -15,11 +15,12 @@ const LITTLE_ENDIAN = endianness() === 'LE';
 
 export const DataType = onnx.TensorProto.DataType;
 
-type TypedArray = Float32Array | Int32Array | Int8Array | Uint8Array;
+type TypedArray = Float32Array | Int32Array | Int8Array | Uint8Array | BigInt64Array;
 
 const ELEMENT_TYPE = new Map<Function, number>([
   [Float32Array, DataType.FLOAT],
   [Int32Array, DataType.INT32],
+  [BigInt64Array, DataType.INT64],
   [Int8Array, DataType.INT8],
   [Uint8Array, DataType.UINT8],
 ]);
@@ -50,6 +51,10 @@ export function dimsOf(t: onnx.ITensorProto): number[] {
   return (t.dims ?? []).map(Number);
 }
 
+export function floatAttribute(name: string, f: number): onnx.IAttributeProto {
+  return { name, type: onnx.AttributeProto.AttributeType.FLOAT, f };
+}
+
 export function intAttribute(name: string, i: number): onnx.IAttributeProto {
   return { name, type: onnx.AttributeProto.AttributeType.INT, i };
 }
@@ -60,6 +65,27 @@ export function intsAttribute(name: string, ints: readonly number[]): onnx.IAttr
 
 export function node(opType: string, inputs: string[], outputs: string[], name: string, attribute: onnx.IAttributeProto[] = []): onnx.INodeProto {
   return { opType, input: inputs, output: outputs, name, attribute };
+}
+
+/** The node's name for messages: its name, else its first output. */
+export function nodeLabel(n: onnx.INodeProto): string {
+  return n.name || n.output?.[0] || '(unnamed)';
+}
+
+/** Attribute `name` of node `n`, if set. */
+export function attributeOf(n: onnx.INodeProto, name: string): onnx.IAttributeProto | undefined {
+  return n.attribute?.find((a) => a.name === name);
+}
+
+/** Integer attribute `name` of node `n`, or `fallback` when unset. */
+export function intAttributeOf(n: onnx.INodeProto, name: string, fallback: number): number {
+  const a = attributeOf(n, name);
+  return a?.i === undefined || a.i === null ? fallback : Number(a.i);
+}
+
+/** Float attribute `name` of node `n`, or `fallback` when unset. */
+export function floatAttributeOf(n: onnx.INodeProto, name: string, fallback: number): number {
+  return attributeOf(n, name)?.f ?? fallback;
 }
 
 /** A graph input or output; a string dimension is symbolic (e.g. `N` for the batch). */
