@@ -70,9 +70,9 @@ const SCALING_OK = 0.9;
 /** A single-threaded process (Redis, the gateway's event loop) at this share of a core is saturated; so is the host at this share of its cores. */
 const SATURATED = 0.85;
 /**
- * Past this share of the host's cores needed, processes wait for a core often enough that
- * a worker's device idles between batches (measured here: 4 workers needing 81% of 2
- * cores kept their devices 81% busy).
+ * Past this share of the host's cores needed (visionq's and the other users'), processes
+ * wait for a core often enough that a worker's device idles between batches (in this
+ * suite's first run, 4 workers needing about 81% of 2 cores kept their devices 81% busy).
  */
 const CPU_QUEUEING = 0.75;
 
@@ -121,6 +121,8 @@ export async function runScaleBench(): Promise<BenchResult> {
     log(`${OBJECTS} images in the local store in ${figures.upload_s} s`);
     const listPageMs = await timeListing(cluster);
     figures.list_page_ms = round1(listPageMs);
+    // Where one lister would stop: a page every list_page_ms (the local store reads the whole folder for each page).
+    figures.lister_ceiling_images_per_s = Math.round(LIST_PAGE / (listPageMs / 1000));
     log(`listing: ${listPageMs.toFixed(1)} ms per page of ${LIST_PAGE} (local store, in this process)`);
 
     const measured = new Map<number, Window>();
@@ -370,13 +372,13 @@ function inWindow(line: Record<string, unknown>, from: number, to: number): bool
 }
 
 /**
- * Cores the device-bound pace would need: the workers' CPU per image at that pace (their
- * idle cost kept as it is), plus what Redis, the gateway, this bench and the machine's
- * other users took in the window.
+ * Cores this suite's processes would need at the device-bound pace: the workers' CPU per
+ * image at that pace (their idle cost kept as it is), plus what Redis, the gateway and the
+ * bench took in the window. The machine's other users come on top.
  */
 function coresNeeded(w: Window): number {
   const perImage = (w.workersCpuCores - w.workersIdleCores) / w.imagesPerS;
-  return w.workersIdleCores + perImage * w.idealPerS + w.redisCpuCore + w.gatewayCpuCore + w.benchCpuCore + w.otherCores;
+  return w.workersIdleCores + perImage * w.idealPerS + w.redisCpuCore + w.gatewayCpuCore + w.benchCpuCore;
 }
 
 /**
@@ -393,7 +395,7 @@ function limitOf(w: Window, cores: number): string {
   if (w.redisCpuCore >= SATURATED) return `Redis: ${pct(w.redisCpuCore)} of its core at ${Math.round(w.redisOpsPerS)} ops/s`;
   if (w.gatewayCpuCore >= SATURATED) return `gateway: ${pct(w.gatewayCpuCore)} of its core`;
   const needed = coresNeeded(w);
-  if (w.hostBusyCores >= SATURATED * cores || needed >= CPU_QUEUEING * cores) {
+  if (w.hostBusyCores >= SATURATED * cores || needed + w.otherCores >= CPU_QUEUEING * cores) {
     const users = [
       [`${n} worker(s)`, w.workersCpuCores],
       ['Redis', w.redisCpuCore],
@@ -405,10 +407,10 @@ function limitOf(w: Window, cores: number): string {
     const perImage = ((w.workersCpuCores - w.workersIdleCores) / w.imagesPerS) * 1000;
     return (
       `host CPU: ${w.hostBusyCores.toFixed(2)} of ${cores} cores busy (${shares}); ` +
-      `${w.idealPerS} images/s would need ${needed.toFixed(2)} cores (workers ${perImage.toFixed(2)} ms CPU per image)`
+      `${w.idealPerS} images/s would need ${needed.toFixed(2)} cores for visionq (workers ${perImage.toFixed(2)} ms CPU per image) + ${w.otherCores.toFixed(2)} for the other users`
     );
   }
-  return `devices ${pct(efficiency)} busy with CPU to spare (${w.hostBusyCores.toFixed(2)} of ${cores} cores busy, ${needed.toFixed(2)} needed): images do not reach them fast enough`;
+  return `devices ${pct(efficiency)} busy with CPU to spare (${w.hostBusyCores.toFixed(2)} of ${cores} cores busy, ${(needed + w.otherCores).toFixed(2)} needed): images do not reach them fast enough`;
 }
 
 /** The first worker count that stopped scaling, and why; or that none did. */
@@ -433,6 +435,8 @@ function record(figures: Record<string, number | string>, n: number, w: Window):
   figures[`${p}redis_instantaneous_ops_per_sec`] = w.redisInstantaneousOps;
   figures[`${p}redis_commands_per_image`] = round1(w.redisOpsPerS / w.imagesPerS);
   figures[`${p}redis_cpu_core`] = round3(w.redisCpuCore);
+  // Where Redis would stop: its one core full at this many commands per image.
+  if (w.redisCpuCore > 0) figures[`${p}redis_ceiling_images_per_s`] = Math.round(w.imagesPerS / w.redisCpuCore);
   figures[`${p}redis_top_commands_per_s`] = w.redisTopCommands;
   figures[`${p}gateway_cpu_core`] = round3(w.gatewayCpuCore);
   figures[`${p}workers_cpu_cores`] = round3(w.workersCpuCores);
