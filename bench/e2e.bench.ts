@@ -11,6 +11,7 @@ import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { loadConfig } from '@visionq/config';
 import { ImagePreprocessor, writeNormalized, type PreprocessedImage } from '@visionq/imaging';
 import { onnxSessionOptions, type SessionSettings } from '@visionq/inference';
 import { readModelFolder, type ModelFolder } from '@visionq/models';
@@ -33,8 +34,16 @@ const BATCH = 16;
  * batches of 16. Everything else is the service's default (chunk size, concurrency, delay).
  */
 const WORKER_ENV = { INTRA_OP_THREADS: '0', WARMUP: 'true', MAX_BATCH_SIZE: String(BATCH), DEFAULT_MODEL: 'fashion-vgg' };
-/** What the worker's engine gets from INTRA_OP_THREADS=0 and the defaults of the other settings. */
-const CPU: SessionSettings = { providers: ['cpu'], intraOpThreads: 0, interOpThreads: 0, graphOptimization: 'all' };
+/**
+ * What the worker's engine gets from INTRA_OP_THREADS=0 and the defaults of the other
+ * settings, on the providers of EXECUTION_PROVIDERS (`cpu` unless set; `npm run gpu-check`
+ * sets `cuda`), which the worker processes inherit too. Raw asks onnxruntime for them
+ * directly: a provider that cannot load fails the run instead of falling back.
+ */
+function rawSettings(): SessionSettings {
+  const { providers, deviceId } = loadConfig().inference;
+  return { providers, deviceId, intraOpThreads: 0, interOpThreads: 0, graphOptimization: 'all' };
+}
 /** Per model: images per round (a multiple of BATCH) and rounds. VGG16 runs ~5 images/s here. */
 const PLAN = {
   vgg16: { images: 96, rounds: 4 },
@@ -70,7 +79,9 @@ export async function runE2eBench(): Promise<BenchResult> {
   figures.cpu = cpus()[0]?.model ?? 'unknown';
   figures.cores = cpus().length;
   figures.batch_size = BATCH;
-  figures.intra_op_threads = onnxSessionOptions(CPU).intraOpNumThreads!;
+  const settings = rawSettings();
+  figures.providers = settings.providers.join(',');
+  figures.intra_op_threads = onnxSessionOptions(settings).intraOpNumThreads!;
 
   const scratch = await mkdtemp(join(tmpdir(), 'visionq-bench-e2e-'));
   let moto: MotoServer | undefined;
@@ -100,12 +111,14 @@ export async function runE2eBench(): Promise<BenchResult> {
     started = Date.now();
     cluster = await Cluster.start({ moto, bucket, workers: 1, env: { ...WORKER_ENV, MODELS_DIR: modelsDir } });
     figures.cluster_start_s = seconds(started);
+    // The provider each model really runs on in the worker (a GPU that fails to load falls back to the CPU, with a warning).
+    figures.worker_providers = Cluster.lines(cluster.workers[0]!, 'model loaded').map((l) => `${l.model}:${l.provider}`).join(',');
     log(`gateway and 1 worker ready in ${figures.cluster_start_s} s (prefix ${cluster.prefix})`);
 
     for (const bench of benches) {
       const { key } = bench;
       const { images: count, rounds } = PLAN[key];
-      const m = await measure(cluster, bench, count, rounds);
+      const m = await measure(cluster, bench, count, rounds, settings);
       figures[`${key}_images_per_round`] = count;
       figures[`${key}_rounds`] = rounds;
       figures[`${key}_raw_images_per_s`] = round3(m.rawIps);
@@ -196,8 +209,8 @@ interface Measured {
  * untimed warm-up of each. Returns each one's throughput over all rounds and the median
  * over rounds of throughput(e2e) / throughput(raw).
  */
-async function measure(cluster: Cluster, bench: Bench, count: number, rounds: number): Promise<Measured> {
-  const session = await ort.InferenceSession.create(bench.folder.modelPath, onnxSessionOptions(CPU));
+async function measure(cluster: Cluster, bench: Bench, count: number, rounds: number, settings: SessionSettings): Promise<Measured> {
+  const session = await ort.InferenceSession.create(bench.folder.modelPath, onnxSessionOptions(settings));
   try {
     const tensors = batchTensors(bench, count);
     const raw = async () => {

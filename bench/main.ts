@@ -6,12 +6,14 @@ import { runDecodeMemoryBench } from './decode-memory.bench';
 import { runE2eBench } from './e2e.bench';
 import { runEngineBench } from './engine.bench';
 import { runImagingBench } from './imaging.bench';
+import { runScaleBench } from './scale.bench';
 
 const SUITES: Record<string, () => Promise<BenchResult>> = {
   engine: runEngineBench,
   e2e: runE2eBench,
   'decode-memory': runDecodeMemoryBench,
   imaging: runImagingBench,
+  scale: runScaleBench,
 };
 
 export interface BenchResult {

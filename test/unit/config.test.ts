@@ -35,6 +35,14 @@ describe('config', () => {
     expect(() => loadConfig({ MAX_BATCH_SIZE: '4', PREFERRED_BATCH_SIZES: '8' })).to.throw(ConfigError, /PREFERRED_BATCH_SIZES/);
   });
 
+  it('parses the bench-only simulated device, and leaves it out of the documented variables', () => {
+    expect(loadConfig({}).bench.simulatedDevice).to.equal(null);
+    expect(loadConfig({ VISIONQ_BENCH_SIMULATED_DEVICE: '40' }).bench.simulatedDevice).to.deep.equal({ msPerBatch: 40, msPerImage: 0 });
+    expect(loadConfig({ VISIONQ_BENCH_SIMULATED_DEVICE: '20+1.5' }).bench.simulatedDevice).to.deep.equal({ msPerBatch: 20, msPerImage: 1.5 });
+    expect(() => loadConfig({ VISIONQ_BENCH_SIMULATED_DEVICE: 'fast' })).to.throw(ConfigError, /VISIONQ_BENCH_SIMULATED_DEVICE="fast" is invalid/);
+    expect(CONFIG_VARIABLES.map((v) => v.name)).not.to.include('VISIONQ_BENCH_SIMULATED_DEVICE');
+  });
+
   it('is documented in the README, every variable with its default', () => {
     const readme = readFileSync(join(__dirname, '..', '..', 'README.md'), 'utf8');
     for (const v of CONFIG_VARIABLES) {

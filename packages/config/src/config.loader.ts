@@ -2,8 +2,10 @@ import { readFileSync } from 'node:fs';
 import { ConfigError, type ErrorDetail } from '@visionq/api';
 import { VARIABLES, type Config, type VariableName } from './config.schema';
 
-/** Names, defaults and descriptions of every variable, for documentation and `--help`. */
-export const CONFIG_VARIABLES = Object.entries(VARIABLES).map(([name, v]) => ({ name, default: v.default, doc: v.doc }));
+/** Names, defaults and descriptions of every user-facing variable (the internal, bench-only ones left out), for documentation and `--help`. */
+export const CONFIG_VARIABLES = Object.entries(VARIABLES)
+  .filter(([, v]) => !('internal' in v))
+  .map(([name, v]) => ({ name, default: v.default, doc: v.doc }));
 
 /**
  * Parses the configuration once. Values come from `env`, then from the JSON object in

@@ -27,8 +27,22 @@ const providerList = z
   .transform((list) => (list.includes('cpu') ? list : [...list, 'cpu' as const]));
 
 /**
+ * `VISIONQ_BENCH_SIMULATED_DEVICE`: `<ms per batch>` or `<ms per batch>+<ms per image>`
+ * (decimals allowed); empty = off.
+ */
+const simulatedDevice = z
+  .string()
+  .regex(/^$|^\d+(\.\d+)?(\+\d+(\.\d+)?)?$/, 'expected <ms per batch> or <ms per batch>+<ms per image>, e.g. 40 or 20+1.5')
+  .transform((s) => {
+    if (s === '') return null;
+    const [batch, image = '0'] = s.split('+') as [string, string | undefined];
+    return { msPerBatch: Number(batch), msPerImage: Number(image) };
+  });
+
+/**
  * Each variable: its schema (applied to the string form), its default, where it goes in
- * `Config`, and a line for the README's configuration table.
+ * `Config`, and a line for the README's configuration table. An `internal` one is for the
+ * project's own benchmarks: parsed like the others, left out of the user-facing table.
  */
 export const VARIABLES = {
   LOG_LEVEL: { schema: z.enum(['error', 'warn', 'info', 'debug']), default: 'info', path: 'log.level', doc: 'Lowest log level written.' },
@@ -106,6 +120,13 @@ export const VARIABLES = {
   DRAIN_TIMEOUT_MS: { schema: int(0, 3_600_000), default: '60000', path: 'worker.drainTimeoutMs', doc: 'On SIGTERM, how long a worker lets its chunks in flight finish before leaving them to other workers.' },
   WORKER_METRICS_PORT: { schema: int(0, 65535), default: '9464', path: 'worker.metricsPort', doc: 'Port where a worker serves `GET /metrics` (Prometheus); 0 = none. Give each worker on one host its own.' },
   WORKER_MODELS: { schema: list, default: '', path: 'worker.models', doc: 'Comma list of models a worker serves; empty = every model in `MODELS_DIR`.' },
+  VISIONQ_BENCH_SIMULATED_DEVICE: {
+    schema: simulatedDevice,
+    default: '',
+    path: 'bench.simulatedDevice',
+    internal: true,
+    doc: 'Bench only (`npm run bench -- scale`): serve every model on a simulated device that sleeps this long per batch (plus per image) and returns fixed logits, instead of onnxruntime. Never set it in a deployment: its predictions are not real.',
+  },
 } as const;
 
 export type VariableName = keyof typeof VARIABLES;

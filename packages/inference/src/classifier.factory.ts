@@ -4,6 +4,8 @@ import type { Logger } from '@visionq/observability';
 import { ImageClassifier } from './image-classifier';
 import { InferenceEngine } from './inference-engine';
 import { ModelRegistry } from './model-registry';
+import { onnxSessionBackend } from './session-backend';
+import { SimulatedSession } from './simulated-session';
 
 /** The registry → engine → classifier chain, and the one way to take it down. */
 export interface Classifier {
@@ -24,9 +26,18 @@ export interface OpenClassifierOptions {
   onBatch?: (model: string, size: number, seconds: number) => void;
 }
 
-/** Loads the models and starts the engine that batches their images (warming them up when configured). */
-export async function openClassifier(config: Pick<Config, 'models' | 'inference' | 'batching' | 'imaging'>, options: OpenClassifierOptions): Promise<Classifier> {
-  const registry = await ModelRegistry.load(config.models.dir, config.inference, { only: options.only, logger: options.logger });
+/**
+ * Loads the models and starts the engine that batches their images (warming them up when
+ * configured). Sessions are onnxruntime's, unless the bench-only `bench.simulatedDevice` is set.
+ */
+export async function openClassifier(
+  config: Pick<Config, 'models' | 'inference' | 'batching' | 'imaging'> & Partial<Pick<Config, 'bench'>>,
+  options: OpenClassifierOptions,
+): Promise<Classifier> {
+  const simulated = config.bench?.simulatedDevice;
+  if (simulated) options.logger.warn('serving on a simulated device (VISIONQ_BENCH_SIMULATED_DEVICE, bench only): predictions are not real', { ms_per_batch: simulated.msPerBatch, ms_per_image: simulated.msPerImage });
+  const backend = simulated ? SimulatedSession.backend(simulated) : onnxSessionBackend;
+  const registry = await ModelRegistry.load(config.models.dir, config.inference, { only: options.only, logger: options.logger, backend });
   const engine = new InferenceEngine(registry, {
     batching: config.batching,
     warmup: options.warmup ?? config.inference.warmup,

@@ -14,5 +14,9 @@ export type { LoadedModel, ModelDescription, RegistryLoadOptions } from './model
 export { ModelSession } from './model-session';
 export type { SessionOutput } from './model-session';
 export { softmaxInPlace, topK } from './postprocess';
+export { onnxSessionBackend } from './session-backend';
+export type { Session, SessionBackend, SessionProvider } from './session-backend';
+export { SimulatedSession } from './simulated-session';
+export type { SimulatedDeviceTiming } from './simulated-session';
 export { onnxSessionOptions } from './session-settings';
 export type { SessionSettings } from './session-settings';

@@ -2,7 +2,7 @@ import type { PreprocessSpec } from '@visionq/imaging';
 import { modelNotFound, readModelCatalog, type ModelManifest } from '@visionq/models';
 import type { Logger } from '@visionq/observability';
 import { checkGraph } from './graph-check';
-import { ModelSession } from './model-session';
+import { onnxSessionBackend, type Session, type SessionBackend } from './session-backend';
 import type { SessionSettings } from './session-settings';
 
 /** A model ready to serve: its declared contract, labels and a live session. */
@@ -13,7 +13,7 @@ export interface LoadedModel {
   manifest: ModelManifest;
   labels: string[];
   spec: PreprocessSpec;
-  session: ModelSession;
+  session: Session;
   /** The graph's fixed batch size; undefined when the batch axis is dynamic. */
   fixedBatchSize?: number;
 }
@@ -32,6 +32,8 @@ export interface RegistryLoadOptions {
   /** Load only these model names (others are still read and checked). Default: all. */
   only?: string[];
   logger: Logger;
+  /** Where sessions come from. Default: onnxruntime (`onnxSessionBackend`). */
+  backend?: SessionBackend;
 }
 
 /**
@@ -47,11 +49,12 @@ export class ModelRegistry {
     for (const name of options.only ?? []) {
       if (!byName.has(name)) throw modelNotFound(name, [...byName.keys()]);
     }
+    const backend = options.backend ?? onnxSessionBackend;
     const models = new Map<string, LoadedModel>();
     try {
       for (const folder of byName.values()) {
         if (options.only && !options.only.includes(folder.manifest.name)) continue;
-        const session = await ModelSession.create(folder.modelPath, settings);
+        const session = await backend.create(folder, settings);
         const model: LoadedModel = {
           name: folder.manifest.name,
           version: folder.manifest.version,
