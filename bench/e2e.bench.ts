@@ -2,8 +2,9 @@
  * End-to-end suite: images in an S3 server (moto), through `POST /batch_predict` on a
  * real gateway, Redis queue and one worker process, against raw `session.run` in this
  * process on the same model, batch size, thread settings and images (preprocessed before
- * the clock starts). VGG16 fp32 and the bundled fashion-vgg; then submits per second of
- * 10-image tasks with no worker running.
+ * the clock starts). VGG16 fp32, VGG16 INT8 and the bundled fashion-vgg, each also against
+ * preprocessing alone on every core; then submits per second of 10-image tasks with no
+ * worker running.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -16,7 +17,7 @@ import { ImagePreprocessor, writeNormalized, type PreprocessedImage } from '@vis
 import { onnxSessionOptions, type SessionSettings } from '@visionq/inference';
 import { readModelFolder, type ModelFolder } from '@visionq/models';
 import type { S3ObjectStore } from '@visionq/object-store';
-import { writeVggModelFolder } from '@visionq/vgg-builder';
+import { quantizeVgg, writeVggModelFolder } from '@visionq/vgg-builder';
 import { Cluster } from '../test/support/cluster';
 import { createBucket, motoStore, startMotoServer, type MotoServer } from '../test/support/moto-server';
 import type { BenchResult } from './main';
@@ -44,9 +45,10 @@ function rawSettings(): SessionSettings {
   const { providers, deviceId } = loadConfig().inference;
   return { providers, deviceId, intraOpThreads: 0, interOpThreads: 0, graphOptimization: 'all' };
 }
-/** Per model: images per round (a multiple of BATCH) and rounds. VGG16 runs ~5 images/s here. */
+/** Per model: images per round (a multiple of BATCH) and rounds. VGG16 runs ~5 images/s here, its INT8 ~3× that. */
 const PLAN = {
   vgg16: { images: 96, rounds: 4 },
+  vgg16_int8: { images: 192, rounds: 4 },
   fashion: { images: 800, rounds: 5 },
 } as const;
 /**
@@ -102,11 +104,25 @@ export async function runE2eBench(): Promise<BenchResult> {
     started = Date.now();
     const photos = await sourceFiles(PHOTOS);
     const fashion = await sourceFiles(FASHION);
+    const vgg16 = await prepare(store, bucket, 'vgg16', 'vgg16', join(modelsDir, 'vgg16'), photos);
+    log(`uploaded ${vgg16.uris.length} images in ${seconds(started)} s`);
+    // INT8 VGG16, calibrated on the same photos the way `build-vgg --int8` does it.
+    started = Date.now();
+    const size = 3 * vgg16.folder.spec.height * vgg16.folder.spec.width;
+    const calibration = vgg16.images.map((image) => {
+      const tensor = new Float32Array(size);
+      writeNormalized(image, vgg16.folder.spec, tensor, 0);
+      return tensor;
+    });
+    const int8 = await quantizeVgg(await readFile(vgg16.folder.modelPath), calibration);
+    await writeVggModelFolder(join(modelsDir, 'vgg16-int8'), { depth: 16, seed: 0, name: 'vgg16-int8', model: int8 });
+    figures.vgg16_int8_quantize_s = seconds(started);
+    log(`quantized VGG16 to INT8 in ${figures.vgg16_int8_quantize_s} s`);
     const benches: Bench[] = [
-      await prepare(store, bucket, 'vgg16', 'vgg16', join(modelsDir, 'vgg16'), photos),
+      vgg16,
+      await prepare(store, bucket, 'vgg16_int8', 'vgg16-int8', join(modelsDir, 'vgg16-int8'), photos),
       await prepare(store, bucket, 'fashion', 'fashion-vgg', join(modelsDir, 'fashion-vgg'), fashion),
     ];
-    log(`uploaded ${benches.reduce((n, b) => n + b.uris.length, 0)} images in ${seconds(started)} s`);
 
     started = Date.now();
     cluster = await Cluster.start({ moto, bucket, workers: 1, env: { ...WORKER_ENV, MODELS_DIR: modelsDir } });
@@ -129,8 +145,10 @@ export async function runE2eBench(): Promise<BenchResult> {
       if (m.workerCpuPerImage !== undefined) figures[`${key}_e2e_worker_cpu_s_per_image`] = round4(m.workerCpuPerImage);
       if (m.gatewayCpuPerImage !== undefined) figures[`${key}_e2e_gateway_cpu_s_per_image`] = round4(m.gatewayCpuPerImage);
       figures[`${key}_raw_with_preprocessing_images_per_s`] = round3(m.rawPreIps);
+      figures[`${key}_preprocessing_all_cores_images_per_s`] = round3(m.preAllIps);
       ratios[`${key}_e2e_vs_raw`] = round3(m.ratio);
       ratios[`${key}_e2e_vs_raw_with_preprocessing`] = round3(m.ratioPre);
+      ratios[`${key}_e2e_vs_preprocessing_all_cores`] = round3(m.ratioPreAll);
       log(`${key}: raw ${m.rawIps.toFixed(3)} img/s, e2e ${m.e2eIps.toFixed(3)} img/s, median ratio ${m.ratio.toFixed(3)}`);
     }
 
@@ -139,7 +157,7 @@ export async function runE2eBench(): Promise<BenchResult> {
       worker.child.kill('SIGTERM');
       await worker.exited;
     }
-    const fashionUris = benches[1]!.uris;
+    const fashionUris = benches.find((b) => b.key === 'fashion')!.uris;
     const submit = await submitRate(cluster, fashionUris);
     figures.submits = SUBMITS;
     figures.submits_in_flight = SUBMITS_IN_FLIGHT;
@@ -194,6 +212,9 @@ interface Measured {
   /** Decode + preprocess + session.run, batch after batch, in this process: a one-process script's way. */
   rawPreIps: number;
   ratioPre: number;
+  /** Decode + preprocess only, on a preprocessor with one thread per CPU: what no pipeline can beat on this machine. */
+  preAllIps: number;
+  ratioPreAll: number;
   e2eIps: number;
   /** Images over the task's own created_at → finished_at, as the service records them. */
   serverIps: number;
@@ -205,12 +226,13 @@ interface Measured {
 }
 
 /**
- * Alternates raw, raw with preprocessing and end-to-end rounds (each going first every other round) after one
- * untimed warm-up of each. Returns each one's throughput over all rounds and the median
- * over rounds of throughput(e2e) / throughput(raw).
+ * Alternates raw, raw with preprocessing, preprocessing alone on every core and end-to-end
+ * rounds (each going first in turn) after one untimed warm-up of each. Returns each one's
+ * throughput over all rounds and the median over rounds of each ratio to e2e.
  */
 async function measure(cluster: Cluster, bench: Bench, count: number, rounds: number, settings: SessionSettings): Promise<Measured> {
   const session = await ort.InferenceSession.create(bench.folder.modelPath, onnxSessionOptions(settings));
+  const allCores = new ImagePreprocessor({ maxImageBytes: 50 << 20, maxImagePixels: 100_000_000, threads: 0 });
   try {
     const tensors = batchTensors(bench, count);
     const raw = async () => {
@@ -245,27 +267,33 @@ async function measure(cluster: Cluster, bench: Bench, count: number, rounds: nu
 
     const preprocessor = new ImagePreprocessor({ maxImageBytes: 50 << 20, maxImagePixels: 100_000_000 });
     const rawPre = () => rawWithPreprocessingRound(session, bench, preprocessor, count);
+    const preAll = () => preprocessingRound(bench, allCores, count);
 
     log(`${bench.key}: warm-up (raw, raw with preprocessing and e2e, ${BATCH} images each)`);
     await rawRound(session, bench, tensors.slice(0, 1));
     await rawWithPreprocessingRound(session, bench, preprocessor, BATCH);
+    await preprocessingRound(bench, allCores, BATCH);
     await e2eRound(cluster, bench, BATCH);
     rawCpu = 0;
 
     let totalRaw = 0;
     let totalRawPre = 0;
+    let totalPreAll = 0;
     let totalE2e = 0;
     const roundRatios: number[] = [];
     const preRatios: number[] = [];
+    const preAllRatios: number[] = [];
     for (let round = 0; round < rounds; round++) {
       // Each path goes first, second and last in turn.
-      const order = [raw, rawPre, e2e];
-      for (let i = 0; i < round % 3; i++) order.push(order.shift()!);
+      const order = [raw, rawPre, preAll, e2e];
+      for (let i = 0; i < round % order.length; i++) order.push(order.shift()!);
       const seconds = new Map<unknown, number>();
       for (const path of order) seconds.set(path, await path());
-      const [rawS, preS, e2eS] = [seconds.get(raw)!, seconds.get(rawPre)!, seconds.get(e2e)!];
+      const [rawS, preS, preAllS, e2eS] = [seconds.get(raw)!, seconds.get(rawPre)!, seconds.get(preAll)!, seconds.get(e2e)!];
       totalRaw += rawS;
       totalRawPre += preS;
+      totalPreAll += preAllS;
+      preAllRatios.push(preAllS / e2eS);
       totalE2e += e2eS;
       roundRatios.push(rawS / e2eS);
       preRatios.push(preS / e2eS);
@@ -279,6 +307,8 @@ async function measure(cluster: Cluster, bench: Bench, count: number, rounds: nu
       rawIps: images / totalRaw,
       rawPreIps: images / totalRawPre,
       ratioPre: median(preRatios),
+      preAllIps: images / totalPreAll,
+      ratioPreAll: median(preAllRatios),
       e2eIps: images / totalE2e,
       serverIps: images / serverSeconds,
       queueWaitMs: median(waits),
@@ -288,6 +318,7 @@ async function measure(cluster: Cluster, bench: Bench, count: number, rounds: nu
       gatewayCpuPerImage: cpuKnown ? gatewayCpu / images : undefined,
     };
   } finally {
+    await allCores.close();
     await session.release();
   }
 }
@@ -334,6 +365,18 @@ async function rawWithPreprocessingRound(session: ort.InferenceSession, bench: B
     const out = await session.run({ [input.name]: new ort.Tensor('float32', data, [BATCH, 3, height, width]) });
     out[output.name]!.dispose();
   }
+  return (performance.now() - started) / 1000;
+}
+
+/** Decode and preprocess `count` images (image i is files[i mod n]) on every core at once, nothing else; returns seconds. */
+async function preprocessingRound(bench: Bench, preprocessor: ImagePreprocessor, count: number): Promise<number> {
+  const started = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 4 * preprocessor.threads }, async () => {
+      while (next < count) await preprocessor.preprocess(bench.files[next++ % bench.files.length]!, bench.folder.spec);
+    }),
+  );
   return (performance.now() - started) / 1000;
 }
 

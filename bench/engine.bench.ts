@@ -10,7 +10,8 @@ import { IMAGENET_SPEC as IMAGENET, ImagePreprocessor, writeNormalized, type Pre
 import { InferenceEngine, ModelRegistry, onnxSessionOptions, type SessionSettings } from '@visionq/inference';
 import { readModelFolder } from '@visionq/models';
 import { createLogger } from '@visionq/observability';
-import { quantizeClassifier, quantizeVgg, writeVggModelFolder } from '@visionq/vgg-builder';
+import { quantizeClassifier } from '@visionq/quantization';
+import { quantizeVgg, writeVggModelFolder } from '@visionq/vgg-builder';
 import type { BenchResult } from './main';
 
 const ROOT = join(__dirname, '..');
