@@ -75,7 +75,7 @@ function channelSums(tensor: Float32Array, offset: number, plane: number): numbe
 describe('imaging parity with torchvision (PIL path)', () => {
   const limits = { maxImageBytes: 20_000_000, maxImagePixels: 40_000_000 };
   // The same bytes whether the calling thread or a pool thread decodes and resizes.
-  const preprocessors = { 'on the calling thread': new ImagePreprocessor(limits), 'in a pool of 2 threads': new ImagePreprocessor({ ...limits, threads: 2 }) };
+  const preprocessors = { 'on the calling thread': new ImagePreprocessor(limits), 'in a pool of 2 threads': new ImagePreprocessor({ ...limits, threads: 2, poolFromPixels: 0 }) };
   after(() => Promise.all(Object.values(preprocessors).map((p) => p.close())));
 
   for (const [where, preprocessor] of Object.entries(preprocessors)) {

@@ -92,7 +92,7 @@ function tinyBmp(): Buffer {
 
 describe('ImagePreprocessor', () => {
   const preprocessor = new ImagePreprocessor(LIMITS);
-  const pooled = new ImagePreprocessor({ ...LIMITS, threads: 2 });
+  const pooled = new ImagePreprocessor({ ...LIMITS, threads: 2, poolFromPixels: 0 });
   after(() => pooled.close());
   let rgbPng: Buffer;
   let rgbOut: PreprocessedImage;
