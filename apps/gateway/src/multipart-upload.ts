@@ -4,6 +4,7 @@ import type { Request } from 'express';
 import busboy from 'busboy';
 import { ErrorCode, VisionqError } from '@visionq/api';
 import { joinObjectUri, type ObjectStore } from '@visionq/object-store';
+import type { Logger } from '@visionq/observability';
 
 export interface UploadOptions {
   store: ObjectStore;
@@ -13,6 +14,8 @@ export interface UploadOptions {
   fileField: string;
   maxFiles: number;
   maxFileBytes: number;
+  /** Told, once everything of a refused upload is cleaned up: `upload refused`, why and what was removed. */
+  log: Logger;
 }
 
 export interface UploadedForm {
@@ -43,7 +46,11 @@ interface StoredFile {
  */
 export async function receiveUpload(req: Request, options: UploadOptions): Promise<UploadedForm> {
   // The client may be gone before the route runs: its close came and went, unheard.
-  if (req.destroyed) throw new VisionqError(ErrorCode.InvalidRequest, 'the client went away before the upload ended');
+  if (req.destroyed) {
+    const gone = new VisionqError(ErrorCode.InvalidRequest, 'the client went away before the upload ended');
+    options.log.info('upload refused', { reason: gone.message, files_removed: 0 });
+    throw gone;
+  }
   const fields: Record<string, string> = {};
   const stored: StoredFile[] = [];
   let problem: VisionqError | undefined;
@@ -142,7 +149,9 @@ export async function receiveUpload(req: Request, options: UploadOptions): Promi
     // its request failed rather than that; uploads/ is the place a sweep would look.
     await Promise.all(stored.filter((_, i) => puts[i]!.status === 'fulfilled').map((s) => options.store.delete(s.uri).catch(() => undefined)));
     req.resume(); // drain what a client still sends, so the answer can reach it
-    throw problem ?? err;
+    const refusal = problem ?? (err as Error);
+    options.log.info('upload refused', { reason: refusal.message, files_removed: stored.length });
+    throw refusal;
   }
   const digest = createHash('sha256').update(JSON.stringify(Object.entries(fields).sort()));
   for (const file of stored) digest.update(await file.digest);

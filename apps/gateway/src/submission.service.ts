@@ -72,7 +72,7 @@ export class SubmissionService {
   /** `POST /batch_predict`: JSON `images` or `source`, or a multipart upload of `files`. */
   async batch(req: Request, principal: Principal, context: RequestContext): Promise<Submitted> {
     const id = randomUUID();
-    const submission = isMultipart(req) ? await this.batchUpload(req, principal, id) : this.batchJson(req, principal, id);
+    const submission = isMultipart(req) ? await this.batchUpload(req, principal, id, context) : this.batchJson(req, principal, id);
     submission.spec.requestId = context.id;
     const key = req.get('idempotency-key');
     let submitted: Submitted;
@@ -103,7 +103,7 @@ export class SubmissionService {
   async predict(req: Request, principal: Principal, context: RequestContext): Promise<PredictSubmission> {
     const id = randomUUID();
     const uploaded = isMultipart(req);
-    const { image, spec } = uploaded ? await this.predictUpload(req, principal, id) : this.predictJson(req, principal, id);
+    const { image, spec } = uploaded ? await this.predictUpload(req, principal, id, context) : this.predictJson(req, principal, id);
     spec.requestId = context.id;
     let charge: { refund(): Promise<void> } | undefined;
     let wait;
@@ -142,8 +142,8 @@ export class SubmissionService {
     return { spec, input, digest: digestOf(body), uploads: [] };
   }
 
-  private async batchUpload(req: Request, principal: Principal, id: string): Promise<Submission> {
-    const form = await receiveUpload(req, { ...this.uploadTo(principal, id), fileField: 'files', maxFiles: this.limits.maxImages });
+  private async batchUpload(req: Request, principal: Principal, id: string, context: RequestContext): Promise<Submission> {
+    const form = await receiveUpload(req, { ...this.uploadTo(principal, id), fileField: 'files', maxFiles: this.limits.maxImages, log: context.log });
     return this.keptOnlyIfValid(form.files, () => {
       const spec = this.spec(principal, id, 'batch', parseRequest(batchFormSchema, form.fields));
       if (form.files.length === 0) {
@@ -161,8 +161,8 @@ export class SubmissionService {
     return { image, spec };
   }
 
-  private async predictUpload(req: Request, principal: Principal, id: string): Promise<{ image: string; spec: TaskSpec }> {
-    const form = await receiveUpload(req, { ...this.uploadTo(principal, id), fileField: 'file', maxFiles: 1 });
+  private async predictUpload(req: Request, principal: Principal, id: string, context: RequestContext): Promise<{ image: string; spec: TaskSpec }> {
+    const form = await receiveUpload(req, { ...this.uploadTo(principal, id), fileField: 'file', maxFiles: 1, log: context.log });
     return this.keptOnlyIfValid(form.files, () => {
       const spec = this.spec(principal, id, 'predict', parseRequest(predictFormSchema, form.fields));
       if (form.files.length !== 1) throw new VisionqError(ErrorCode.InvalidRequest, 'upload one image in the field "file"', [{ field: 'file', message: 'no file' }]);
