@@ -10,7 +10,7 @@ import { IMAGENET_SPEC as IMAGENET, ImagePreprocessor, writeNormalized, type Pre
 import { InferenceEngine, ModelRegistry, onnxSessionOptions, type SessionSettings } from '@visionq/inference';
 import { readModelFolder } from '@visionq/models';
 import { createLogger } from '@visionq/observability';
-import { quantizeClassifier } from '@visionq/quantization';
+import { cosineSimilarity, quantizeClassifier } from '@visionq/quantization';
 import { quantizeVgg, writeVggModelFolder } from '@visionq/vgg-builder';
 import type { BenchResult } from './main';
 
@@ -229,15 +229,7 @@ async function compareOutputs(a: ort.InferenceSession, b: ort.InferenceSession, 
     const x = (await a.run({ input })).logits!.data as Float32Array;
     const y = (await b.run({ input })).logits!.data as Float32Array;
     if (argmax(x) === argmax(y)) agree++;
-    let dot = 0;
-    let nx = 0;
-    let ny = 0;
-    for (let i = 0; i < x.length; i++) {
-      dot += x[i]! * y[i]!;
-      nx += x[i]! * x[i]!;
-      ny += y[i]! * y[i]!;
-    }
-    cosine += dot / Math.sqrt(nx * ny);
+    cosine += cosineSimilarity(x, y);
   }
   return { top1: agree / inputs.length, cosine: cosine / inputs.length };
 }

@@ -1,14 +1,14 @@
 import { expect } from 'chai';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { ImagePreprocessor, writeNormalized } from '@visionq/imaging';
 import { readModelFolder } from '@visionq/models';
-import { quantizeClassifier } from '@visionq/quantization';
+import { cosineSimilarity, quantizeClassifier } from '@visionq/quantization';
 import { buildVgg, quantizeVgg, SeededRandom, type VggOptions } from '@visionq/vgg-builder';
 import { BUNDLED_MODELS_DIR, FASHION_DIR } from '../support/model-fixtures';
+import { optimizedOps } from '../support/optimized-ops';
 
 // Width 1/4 (16–128 channels, 30 MB): narrow enough to be quick, wide enough to quantize as
 // real widths do. Narrower models need `reduceRange` on CPUs without VNNI (see below).
@@ -50,34 +50,11 @@ async function run(model: Uint8Array | string, input: Float32Array, options: ort
   }
 }
 
-/** Op types of the graph onnxruntime runs for `model` after its optimisations. */
-async function optimizedOps(model: Uint8Array): Promise<string[]> {
-  const dir = await mkdtemp(join(tmpdir(), 'int8-'));
-  try {
-    const optimized = join(dir, 'optimized.onnx');
-    const session = await ort.InferenceSession.create(model, { optimizedModelFilePath: optimized, logSeverityLevel: 3 });
-    await session.release();
-    return onnx.ModelProto.decode(await readFile(optimized)).graph!.node!.map((n) => n.opType!);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
 
 function maxAbsInt8(t: onnx.ITensorProto): number {
   return new Int8Array(new Uint8Array(t.rawData!).buffer).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 }
 
-function cosine(a: Float32Array, b: Float32Array): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i]! * b[i]!;
-    aa += a[i]! * a[i]!;
-    bb += b[i]! * b[i]!;
-  }
-  return ab / Math.sqrt(aa * bb);
-}
 
 describe('int8 QDQ quantizer', () => {
   const fp32 = buildVgg(SMALL);
@@ -123,13 +100,13 @@ describe('int8 QDQ quantizer', () => {
   it('agrees with the float model on unseen images', async () => {
     const [expected, actual] = [await run(fp32, heldOut), await run(int8, heldOut)];
     for (let i = 0; i < 4; i++) {
-      expect(cosine(expected.subarray(i * 10, i * 10 + 10), actual.subarray(i * 10, i * 10 + 10))).to.be.above(0.99);
+      expect(cosineSimilarity(expected.subarray(i * 10, i * 10 + 10), actual.subarray(i * 10, i * 10 + 10))).to.be.above(0.99);
     }
   });
 
   it('calibrates on a percentile when asked', async () => {
     const percentile = await quantizeVgg(SMALL, calibration, { percentile: 99.999 });
-    expect(cosine(await run(fp32, heldOut), await run(percentile, heldOut))).to.be.above(0.99);
+    expect(cosineSimilarity(await run(fp32, heldOut), await run(percentile, heldOut))).to.be.above(0.99);
   });
 
   it('keeps very narrow models accurate with reduceRange', async () => {
@@ -138,7 +115,7 @@ describe('int8 QDQ quantizer', () => {
     for (const t of weights) expect(maxAbsInt8(t), t.name!).to.equal(63);
     const [expected, actual] = [await run(buildVgg(TINY), heldOut), await run(reduced, heldOut)];
     for (let i = 0; i < 4; i++) {
-      expect(cosine(expected.subarray(i * 10, i * 10 + 10), actual.subarray(i * 10, i * 10 + 10))).to.be.above(0.99);
+      expect(cosineSimilarity(expected.subarray(i * 10, i * 10 + 10), actual.subarray(i * 10, i * 10 + 10))).to.be.above(0.99);
     }
   });
 

@@ -1,14 +1,14 @@
 import { expect } from 'chai';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { ImagePreprocessor, writeNormalized } from '@visionq/imaging';
 import { readModelFolder } from '@visionq/models';
-import { DataType, encodeModel, floatAttribute, intAttribute, intsAttribute, node, QuantizationError, quantizeClassifier, tensor, valueInfo } from '@visionq/quantization';
+import { cosineSimilarity, DataType, encodeModel, floatAttribute, intAttribute, intsAttribute, node, QuantizationError, quantizeClassifier, tensor, valueInfo } from '@visionq/quantization';
 import { SeededRandom } from '@visionq/vgg-builder';
 import { FASHION_DIR, REPO_ROOT } from '../support/model-fixtures';
+import { optimizedOps } from '../support/optimized-ops';
 
 const SIDE = 16;
 const CLASSES = 10;
@@ -93,34 +93,11 @@ async function run(model: Uint8Array, input: Float32Array, dims: number[], optio
   }
 }
 
-/** Op types of the graph onnxruntime runs for `model` after its optimisations. */
-async function optimizedOps(model: Uint8Array): Promise<string[]> {
-  const dir = await mkdtemp(join(tmpdir(), 'quantization-'));
-  try {
-    const optimized = join(dir, 'optimized.onnx');
-    const session = await ort.InferenceSession.create(model, { optimizedModelFilePath: optimized, logSeverityLevel: 3 });
-    await session.release();
-    return onnx.ModelProto.decode(await readFile(optimized)).graph!.node!.map((n) => n.opType!);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
 
 function count(ops: string[], op: string): number {
   return ops.filter((o) => o === op).length;
 }
 
-function cosine(a: Float32Array, b: Float32Array): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    ab += a[i]! * b[i]!;
-    aa += a[i]! * a[i]!;
-    bb += b[i]! * b[i]!;
-  }
-  return ab / Math.sqrt(aa * bb);
-}
 
 function argmax(row: Float32Array): number {
   return row.indexOf(Math.max(...row));
@@ -195,7 +172,7 @@ describe('INT8 quantizer on the ops of exported classifiers', () => {
     let agree = 0;
     for (let i = 0; i < 32; i++) {
       const [a, b] = [expected.subarray(i * CLASSES, (i + 1) * CLASSES), actual.subarray(i * CLASSES, (i + 1) * CLASSES)];
-      expect(cosine(a, b), `image ${i}`).to.be.above(0.98);
+      expect(cosineSimilarity(a, b), `image ${i}`).to.be.above(0.98);
       for (let c = 0; c < CLASSES; c++) expect(Math.abs(a[c]! - b[c]!), `image ${i} class ${c}`).to.be.below(0.1);
       if (argmax(a) === argmax(b)) agree++;
     }
@@ -215,7 +192,7 @@ describe('INT8 quantizer on the ops of exported classifiers', () => {
     const lifted = await quantizeClassifier(old, calibration);
     const model = onnx.ModelProto.decode(lifted);
     expect(model.opsetImport!.map((o) => Number(o.version))).to.deep.equal([13]);
-    expect(cosine(await run(old, heldOut, dims(32)), await run(lifted, heldOut, dims(32)))).to.be.above(0.98);
+    expect(cosineSimilarity(await run(old, heldOut, dims(32)), await run(lifted, heldOut, dims(32)))).to.be.above(0.98);
   });
 
   it('copies shape arithmetic (Shape, Gather, Unsqueeze, Concat of shapes) as it is', async () => {
@@ -237,7 +214,7 @@ describe('INT8 quantizer on the ops of exported classifiers', () => {
     const ops = onnx.ModelProto.decode(quantized).graph!.node!.map((n) => n.opType!);
     expect(['Shape', 'Gather', 'Unsqueeze'].map((op) => count(ops, op))).to.deep.equal([1, 1, 1]);
     expect(count(ops, 'Concat'), 'the image Concat and the shape Concat').to.equal(2);
-    expect(cosine(await run(dynamic, heldOut, dims(32)), await run(quantized, heldOut, dims(32)))).to.be.above(0.98);
+    expect(cosineSimilarity(await run(dynamic, heldOut, dims(32)), await run(quantized, heldOut, dims(32)))).to.be.above(0.98);
   });
 
   it('refuses an op it cannot quantize, naming the node and the op, before reading calibration', async () => {
@@ -303,7 +280,7 @@ describe('INT8 quantizer on a torchvision MobileNetV2 export', () => {
     for (let i = 0; i < 150; i++) {
       const [a, b] = [expected.subarray(i * CLASSES, (i + 1) * CLASSES), actual.subarray(i * CLASSES, (i + 1) * CLASSES)];
       if (argmax(a) === argmax(b)) agree++;
-      cosines += cosine(a, b);
+      cosines += cosineSimilarity(a, b);
     }
     // Random weights (see tools/mobilenet-fixture): measured 129 of 150 agree, mean cosine 0.974.
     expect(agree / 150).to.be.at.least(0.75);

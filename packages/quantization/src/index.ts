@@ -17,4 +17,4 @@ export {
   valueInfo,
   type GeneratedTensor,
 } from './onnx-graph';
-export { compareClassifiers, type CompareOptions, type QuantizationReport } from './quantization-report';
+export { compareClassifiers, cosineSimilarity, type CompareOptions, type QuantizationReport } from './quantization-report';

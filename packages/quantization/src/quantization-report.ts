@@ -93,7 +93,7 @@ function agreement(expected: Float32Array, actual: Float32Array, classes: number
     const best = topClasses(a, 1)[0]!;
     if (top[0] === best) top1Agree++;
     if (top.includes(best)) top5Agree++;
-    cosines += cosine(a, b);
+    cosines += cosineSimilarity(a, b);
   }
   return { top1Agree, top5Agree, meanCosine: cosines / images };
 }
@@ -102,7 +102,8 @@ function topClasses(values: Float32Array, k: number): number[] {
   return [...values.keys()].sort((x, y) => values[y]! - values[x]! || x - y).slice(0, k);
 }
 
-function cosine(a: Float32Array, b: Float32Array): number {
+/** Cosine similarity of two logit vectors (1 when both are all zeros). */
+export function cosineSimilarity(a: Float32Array, b: Float32Array): number {
   let ab = 0;
   let aa = 0;
   let bb = 0;
