@@ -258,6 +258,11 @@ describe('ImagePreprocessor', () => {
       expect(Buffer.from(fast.pixels).equals(Buffer.from(exact.pixels)), 'shrunk on load').to.equal(false);
       expect(meanDiff(fast.pixels, exact.pixels), 'mean abs diff from exact (levels)').to.be.below(3);
       expect(Buffer.from((await pooled.preprocess(large, FAST)).pixels).equals(Buffer.from(fast.pixels))).to.equal(true);
+      // WebP: libwebp's scaler instead of the DCT.
+      const webp = await sharp(PHOTO).resize(2048, 1536).webp({ quality: 90 }).toBuffer();
+      const webpFast = await preprocessor.preprocess(webp, FAST);
+      expect(Buffer.from(webpFast.pixels).equals(Buffer.from((await preprocessor.preprocess(webp, SPEC)).pixels)), 'webp shrunk on load').to.equal(false);
+      expect(meanDiff(webpFast.pixels, (await preprocessor.preprocess(webp, SPEC)).pixels), 'webp: mean abs diff (levels)').to.be.below(3);
       // Stored sideways (EXIF orientation 6): shrunk and turned upright like the exact path.
       const sideways = await sharp(PHOTO).resize(1536, 2048).rotate(-90).jpeg({ quality: 90 }).withMetadata({ orientation: 6 }).toBuffer();
       const upright = await preprocessor.preprocess(sideways, FAST);
