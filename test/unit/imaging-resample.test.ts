@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { IMAGENET_SPEC, type PreprocessSpec } from '@visionq/imaging';
-import { pilResizeBilinear, sourceWindow, type RgbImage } from '../../packages/imaging/src/pil-resample';
+import { pilResize, sourceWindow, type RgbImage } from '../../packages/imaging/src/pil-resample';
 import { planResize } from '../../packages/imaging/src/resize-plan';
 import { scalarPilResizeBilinear } from '../support/scalar-pil-resample';
 
@@ -36,7 +36,7 @@ function crop(img: RgbImage, left: number, top: number, width: number, height: n
 
 const spec = (over: Partial<PreprocessSpec>): PreprocessSpec => ({ ...IMAGENET_SPEC, ...over });
 
-describe('pilResizeBilinear (Pillow 9.4 Image.resize BILINEAR)', () => {
+describe('pilResize (Pillow 9.4 Image.resize BILINEAR)', () => {
   // np.asarray(Image.fromarray(card).resize(size, Image.BILINEAR)).tobytes().hex()
   const pillow: Array<[number, number, string]> = [
     [3, 2, '6c888f87848c8382837591757f7c716a8678'],
@@ -45,7 +45,7 @@ describe('pilResizeBilinear (Pillow 9.4 Image.resize BILINEAR)', () => {
   ];
   for (const [w, h, hex] of pillow) {
     it(`7×5 → ${w}×${h} matches Pillow byte for byte`, () => {
-      const out = pilResizeBilinear(testCard(7, 5), w, h);
+      const out = pilResize(testCard(7, 5), w, h);
       expect(Buffer.from(out.pixels).toString('hex')).to.equal(hex);
     });
   }
@@ -56,9 +56,9 @@ describe('pilResizeBilinear (Pillow 9.4 Image.resize BILINEAR)', () => {
       [noise(150, 90, 2), 341, 207],
       [noise(640, 427, 3), 383, 256],
     ] as const) {
-      const full = pilResizeBilinear(src, ow, oh);
+      const full = pilResize(src, ow, oh);
       for (const [left, top, w, h] of [[0, 0, ow, oh], [3, 2, ow - 5, oh - 4], [Math.floor(ow / 2), Math.floor(oh / 3), 1, 1]] as const) {
-        const part = pilResizeBilinear(src, ow, oh, { left, top, width: w, height: h });
+        const part = pilResize(src, ow, oh, { left, top, width: w, height: h });
         expect(Buffer.from(part.pixels).equals(Buffer.from(crop(full, left, top, w, h))), `${src.width}x${src.height}→${ow}x${oh} @${left},${top}`).to.equal(true);
       }
     }
@@ -66,7 +66,7 @@ describe('pilResizeBilinear (Pillow 9.4 Image.resize BILINEAR)', () => {
 
   it('keeps an image of the same size unchanged', () => {
     const src = noise(64, 48, 4);
-    expect(Buffer.from(pilResizeBilinear(src, 64, 48).pixels).equals(Buffer.from(src.pixels))).to.equal(true);
+    expect(Buffer.from(pilResize(src, 64, 48).pixels).equals(Buffer.from(src.pixels))).to.equal(true);
   });
 
   it('gives the bytes of the scalar port of Pillow it replaced, on sizes and regions of every kind', () => {
@@ -83,7 +83,7 @@ describe('pilResizeBilinear (Pillow 9.4 Image.resize BILINEAR)', () => {
       const top = next(oh) - 1;
       const region = { left, top, width: next(ow - left), height: next(oh - top) };
       const label = `${src.width}x${src.height}→${ow}x${oh} ${JSON.stringify(region)}`;
-      expect(Buffer.from(pilResizeBilinear(src, ow, oh, region).pixels).equals(Buffer.from(scalarPilResizeBilinear(src, ow, oh, region).pixels)), label).to.equal(true);
+      expect(Buffer.from(pilResize(src, ow, oh, region).pixels).equals(Buffer.from(scalarPilResizeBilinear(src, ow, oh, region).pixels)), label).to.equal(true);
     }
   });
 
@@ -97,10 +97,25 @@ describe('pilResizeBilinear (Pillow 9.4 Image.resize BILINEAR)', () => {
       expect(window.width * window.height, 'a window smaller than the source').to.be.below(src.width * src.height + 1);
       const part = { pixels: crop(src, window.left, window.top, window.width, window.height), width: window.width, height: window.height };
       const from = { left: window.left, top: window.top, fullWidth: src.width, fullHeight: src.height };
-      expect(Buffer.from(pilResizeBilinear(part, ow, oh, region, from).pixels).equals(Buffer.from(pilResizeBilinear(src, ow, oh, region).pixels))).to.equal(true);
+      expect(Buffer.from(pilResize(part, ow, oh, region, from).pixels).equals(Buffer.from(pilResize(src, ow, oh, region).pixels))).to.equal(true);
       // One column short of what the region reads is refused, not read out of bounds.
       const short = { pixels: crop(src, window.left, window.top, window.width - 1, window.height), width: window.width - 1, height: window.height };
-      expect(() => pilResizeBilinear(short, ow, oh, region, from)).to.throw(RangeError, /does not hold/);
+      expect(() => pilResize(short, ow, oh, region, from)).to.throw(RangeError, /does not hold/);
+    }
+  });
+
+  it('bicubic (negative lobes, clipped sums): a region, and a window of the source, give the bytes of the whole resize cropped', () => {
+    for (const [src, ow, oh, region] of [
+      [noise(640, 427, 12), 383, 256, { left: 80, top: 16, width: 224, height: 224 }],
+      [noise(90, 70, 13), 200, 150, { left: 5, top: 3, width: 190, height: 140 }],
+    ] as const) {
+      const full = pilResize(src, ow, oh, undefined, undefined, 'bicubic');
+      const cropped = crop(full, region.left, region.top, region.width, region.height);
+      expect(Buffer.from(pilResize(src, ow, oh, region, undefined, 'bicubic').pixels).equals(Buffer.from(cropped))).to.equal(true);
+      const window = sourceWindow(src.width, src.height, ow, oh, region, 'bicubic');
+      const part = { pixels: crop(src, window.left, window.top, window.width, window.height), width: window.width, height: window.height };
+      const from = { left: window.left, top: window.top, fullWidth: src.width, fullHeight: src.height };
+      expect(Buffer.from(pilResize(part, ow, oh, region, from, 'bicubic').pixels).equals(Buffer.from(cropped))).to.equal(true);
     }
   });
 
@@ -108,16 +123,16 @@ describe('pilResizeBilinear (Pillow 9.4 Image.resize BILINEAR)', () => {
     const big = noise(6000, 5600, 7);
     expect(big.pixels.length).to.be.greaterThan(64 << 20);
     const region = { left: 3, top: 17, width: 5, height: 4 };
-    expect(Buffer.from(pilResizeBilinear(big, 9, 40, region).pixels).equals(Buffer.from(scalarPilResizeBilinear(big, 9, 40, region).pixels))).to.equal(true);
+    expect(Buffer.from(pilResize(big, 9, 40, region).pixels).equals(Buffer.from(scalarPilResizeBilinear(big, 9, 40, region).pixels))).to.equal(true);
     // And the kept memory still serves smaller images after it.
     const small = noise(320, 200, 8);
-    expect(Buffer.from(pilResizeBilinear(small, 50, 30).pixels).equals(Buffer.from(scalarPilResizeBilinear(small, 50, 30).pixels))).to.equal(true);
+    expect(Buffer.from(pilResize(small, 50, 30).pixels).equals(Buffer.from(scalarPilResizeBilinear(small, 50, 30).pixels))).to.equal(true);
   });
 
   it('rejects regions outside the output and mis-sized pixel buffers', () => {
     const src = noise(10, 10, 6);
-    expect(() => pilResizeBilinear(src, 5, 5, { left: 1, top: 0, width: 5, height: 5 })).to.throw(RangeError);
-    expect(() => pilResizeBilinear({ pixels: new Uint8Array(10), width: 10, height: 10 }, 5, 5)).to.throw(RangeError);
+    expect(() => pilResize(src, 5, 5, { left: 1, top: 0, width: 5, height: 5 })).to.throw(RangeError);
+    expect(() => pilResize({ pixels: new Uint8Array(10), width: 10, height: 10 }, 5, 5)).to.throw(RangeError);
   });
 });
 

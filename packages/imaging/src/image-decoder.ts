@@ -1,8 +1,8 @@
 import sharp from 'sharp';
 import { ErrorCode, ImageError } from '@visionq/api';
 import { cmykToRgbLikePil } from './pil-convert';
-import { pilResizeBilinear, sourceWindow, type Region, type RgbImage, type SourceWindow } from './pil-resample';
-import type { PreprocessSpec, PreprocessedImage } from './preprocess-spec';
+import { pilResize, pilResizeNearest, sourceWindow, type Region, type RgbImage, type SourceWindow } from './pil-resample';
+import type { Interpolation, PreprocessSpec, PreprocessedImage } from './preprocess-spec';
 import { planResize, type ResizePlan } from './resize-plan';
 
 /** What the header said about an image that passed the checks: all decoding needs to know. */
@@ -25,15 +25,17 @@ export async function decodeAndResize(input: Uint8Array, header: CheckedHeader, 
   const shrink = spec.quality === 'fast' ? shrinkOnLoad(header, spec) : 1;
   if (shrink > 1) {
     const image = await decode(input, header, { shrink }, maxImagePixels);
-    return resizeAndCrop(image, planResize(image.width, image.height, spec));
+    return resizeAndCrop(image, planResize(image.width, image.height, spec), spec.interpolation ?? 'bilinear');
   }
   const [width, height] = upright(header);
   const plan = planResize(width, height, spec);
   // Only the part of the image the crop reads is decoded and handed over: libvips skips
   // converting the rest, and stops decoding below its last row.
-  const window = WINDOWED.has(header.format) ? sourceWindow(width, height, plan.resizedWidth, plan.resizedHeight, inside(plan)) : undefined;
+  const filter = spec.interpolation ?? 'bilinear';
+  const window =
+    WINDOWED.has(header.format) && filter !== 'nearest' ? sourceWindow(width, height, plan.resizedWidth, plan.resizedHeight, inside(plan), filter) : undefined;
   const image = await decode(input, header, { window }, maxImagePixels);
-  return resizeAndCrop(image, plan, window && { left: window.left, top: window.top, fullWidth: width, fullHeight: height });
+  return resizeAndCrop(image, plan, filter, window && { left: window.left, top: window.top, fullWidth: width, fullHeight: height });
 }
 
 /** Formats whose decoders can shrink while decoding (JPEG in the DCT, WebP in libwebp's scaler). */
@@ -119,10 +121,13 @@ async function decode(input: Uint8Array, header: CheckedHeader, part: { shrink?:
  * Resize + centre crop (or direct resize) of the decoded image (or of its `window`),
  * padding with black where the crop overhangs.
  */
-function resizeAndCrop(img: RgbImage, plan: ResizePlan, window?: SourceWindow): PreprocessedImage {
+function resizeAndCrop(img: RgbImage, plan: ResizePlan, interpolation: Interpolation, window?: SourceWindow): PreprocessedImage {
   const region = inside(plan);
   const { left, top } = region;
-  const resized = pilResizeBilinear(img, plan.resizedWidth, plan.resizedHeight, region, window);
+  const resized =
+    interpolation === 'nearest'
+      ? pilResizeNearest(img, plan.resizedWidth, plan.resizedHeight, region)
+      : pilResize(img, plan.resizedWidth, plan.resizedHeight, region, window, interpolation);
   if (resized.width === plan.width && resized.height === plan.height) return resized;
   // CenterCrop of an image smaller than the crop: torchvision pads with zeros.
   const pixels = new Uint8Array(plan.width * plan.height * 3);

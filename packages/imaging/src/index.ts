@@ -1,5 +1,5 @@
 export { IMAGENET_SPEC } from './preprocess-spec';
-export type { PreprocessSpec, PreprocessedImage } from './preprocess-spec';
+export type { Interpolation, PreprocessSpec, PreprocessedImage } from './preprocess-spec';
 export { ImagePreprocessor } from './image-preprocessor';
 export type { ImageLimits } from './image-preprocessor';
 export { writeNormalized } from './normalize';

@@ -1,12 +1,13 @@
 /// <reference path="./wasm-globals.d.ts" />
 /**
- * Pillow's BILINEAR resize of 8-bit RGB, bit for bit: a port of `ImagingResample` from
- * Pillow's `libImaging/Resample.c` (the code torchvision's `Resize` runs on PIL images).
+ * Pillow's BILINEAR and BICUBIC resizes of 8-bit RGB, bit for bit: a port of
+ * `ImagingResample` from Pillow's `libImaging/Resample.c` (the code torchvision's `Resize`
+ * runs on PIL images); and its NEAREST, which Pillow runs as an affine scale.
  *
  * Like Pillow it is separable: a horizontal pass into an 8-bit intermediate image, then
- * a vertical pass. Each output pixel is a triangle-filter average whose support grows
- * with the downscale factor (that is the antialiasing), with coefficients rounded to
- * 22-bit fixed point and sums rounded and clipped exactly as Pillow does.
+ * a vertical pass. Each output pixel is a filtered average (triangle or cubic) whose
+ * support grows with the downscale factor (that is the antialiasing), with coefficients
+ * rounded to 22-bit fixed point and sums rounded and clipped exactly as Pillow does.
  *
  * Only the `region` of the resized image is computed. Every output pixel depends on its
  * own position in the full-size resize only, so resizing then cropping and computing
@@ -24,12 +25,35 @@ import { join } from 'node:path';
 const PRECISION_BITS = 22;
 const ONE = 1 << PRECISION_BITS;
 
-/** Pillow's BILINEAR filter: a triangle of support 1. */
-const BILINEAR_SUPPORT = 1;
-function bilinear(x: number): number {
-  const ax = x < 0 ? -x : x;
-  return ax < 1 ? 1 - ax : 0;
+/** A convolution filter of Pillow's resampling: its support (in input pixels at scale 1) and shape. */
+interface Filter {
+  support: number;
+  weight(x: number): number;
 }
+
+/** Pillow's filters (libImaging/Resample.c): BILINEAR, a triangle; BICUBIC, Keys' cubic with a = -0.5. */
+const FILTERS = {
+  bilinear: {
+    support: 1,
+    weight(x: number): number {
+      const ax = x < 0 ? -x : x;
+      return ax < 1 ? 1 - ax : 0;
+    },
+  },
+  bicubic: {
+    support: 2,
+    weight(x: number): number {
+      const a = -0.5;
+      const ax = x < 0 ? -x : x;
+      if (ax < 1) return ((a + 2) * ax - (a + 3)) * ax * ax + 1;
+      if (ax < 2) return (((ax - 5) * ax + 8) * ax - 4) * a;
+      return 0;
+    },
+  },
+} satisfies Record<string, Filter>;
+
+/** The convolution filters visionq resamples with, by their torchvision/PIL names. */
+export type ConvolutionFilter = keyof typeof FILTERS;
 
 /** Interleaved 8-bit RGB pixels, row after row, no padding. */
 export interface RgbImage {
@@ -62,10 +86,10 @@ interface Taps {
  * `inSize` inputs, restricted to output positions `first … first + n - 1`. The float
  * arithmetic is kept in Pillow's order so the rounded weights are identical.
  */
-function computeTaps(inSize: number, outSize: number, first: number, n: number): Taps {
+function computeTaps(inSize: number, outSize: number, first: number, n: number, filter: Filter): Taps {
   const scale = inSize / outSize;
   const filterScale = scale < 1 ? 1 : scale;
-  const support = BILINEAR_SUPPORT * filterScale;
+  const support = filter.support * filterScale;
   const size = Math.ceil(support) * 2 + 1;
   const invScale = 1 / filterScale;
   const start = new Int32Array(n);
@@ -79,14 +103,14 @@ function computeTaps(inSize: number, outSize: number, first: number, n: number):
     const xmax = Math.min(inSize, Math.trunc(center + support + 0.5)) - xmin;
     let sum = 0;
     for (let x = 0; x < xmax; x++) {
-      w[x] = bilinear((x + xmin - center + 0.5) * invScale);
+      w[x] = filter.weight((x + xmin - center + 0.5) * invScale);
       sum += w[x];
     }
     const base = i * size;
     for (let x = 0; x < xmax; x++) {
       const k = sum !== 0 ? w[x] / sum : w[x];
-      // Bilinear weights are never negative, so Pillow's (int)(0.5 + k * ONE) is a floor.
-      weights[base + x] = Math.floor(0.5 + k * ONE);
+      // Pillow rounds half away from zero by a C cast: (int)(±0.5 + k * ONE).
+      weights[base + x] = Math.trunc(k < 0 ? -0.5 + k * ONE : 0.5 + k * ONE);
     }
     start[i] = xmin;
     count[i] = xmax;
@@ -144,10 +168,10 @@ export interface SourceWindow {
  * The rectangle of a `fullWidth`×`fullHeight` image that resizing it to
  * `outWidth`×`outHeight` reads to compute `region`: every tap of every output pixel in it.
  */
-export function sourceWindow(fullWidth: number, fullHeight: number, outWidth: number, outHeight: number, region: Region): Region {
+export function sourceWindow(fullWidth: number, fullHeight: number, outWidth: number, outHeight: number, region: Region, filter: ConvolutionFilter = 'bilinear'): Region {
   const span = (inSize: number, outSize: number, first: number, n: number) => {
-    const head = computeTaps(inSize, outSize, first, 1);
-    const tail = computeTaps(inSize, outSize, first + n - 1, 1);
+    const head = computeTaps(inSize, outSize, first, 1, FILTERS[filter]);
+    const tail = computeTaps(inSize, outSize, first + n - 1, 1, FILTERS[filter]);
     return [head.start[0]!, tail.start[0]! + tail.count[0]!] as const;
   };
   const [left, right] = span(fullWidth, outWidth, region.left, region.width);
@@ -160,17 +184,18 @@ const PAD = 16;
 const align = (n: number) => (n + 15) & ~15;
 
 /**
- * Resizes `src` to `outWidth`×`outHeight` with Pillow's BILINEAR filter and returns the
- * pixels of `region` of that result (default: all of it). `region` must lie inside the
- * resized image. With `window`, `src` is that window of the image being resized, and
- * must hold every pixel the region reads.
+ * Resizes `src` to `outWidth`×`outHeight` with Pillow's BILINEAR (or BICUBIC) filter and
+ * returns the pixels of `region` of that result (default: all of it). `region` must lie
+ * inside the resized image. With `window`, `src` is that window of the image being
+ * resized, and must hold every pixel the region reads.
  */
-export function pilResizeBilinear(
+export function pilResize(
   src: RgbImage,
   outWidth: number,
   outHeight: number,
   region: Region = { left: 0, top: 0, width: outWidth, height: outHeight },
   window: SourceWindow = { left: 0, top: 0, fullWidth: src.width, fullHeight: src.height },
+  filter: ConvolutionFilter = 'bilinear',
 ): RgbImage {
   const { left, top, width, height } = region;
   if (
@@ -183,8 +208,8 @@ export function pilResizeBilinear(
   if (src.pixels.length !== src.width * src.height * 3) {
     throw new RangeError(`pixels hold ${src.pixels.length} bytes, ${src.width}x${src.height} RGB needs ${src.width * src.height * 3}`);
   }
-  const h = computeTaps(window.fullWidth, outWidth, left, width);
-  const v = computeTaps(window.fullHeight, outHeight, top, height);
+  const h = computeTaps(window.fullWidth, outWidth, left, width, FILTERS[filter]);
+  const v = computeTaps(window.fullHeight, outHeight, top, height, FILTERS[filter]);
   for (let i = 0; i < width; i++) h.start[i]! -= window.left;
   // Input rows the vertical pass reads; only those are copied in and resized horizontally.
   const firstRead = v.start[0]!;
@@ -226,4 +251,46 @@ export function pilResizeBilinear(
   passes.horizontal(source, srcStride, rows, tmp, width, hStart, hCount, hWeights, h.size);
   passes.vertical(tmp, stride, out, height, vStart, vCount, vWeights, v.size);
   return { pixels: memory.slice(out, out + height * stride), width, height };
+}
+
+/**
+ * Pillow's NEAREST resize of 8-bit RGB (`Image.resize` hands it to ImagingScaleAffine in
+ * libImaging/Geometry.c): output pixel x takes input column (int)(x0), x0 stepping from
+ * scale / 2 by `scale` in float64 as Pillow adds it, so the rounding of the running sum is
+ * Pillow's too. Returns the pixels of `region` of the resized image.
+ */
+export function pilResizeNearest(src: RgbImage, outWidth: number, outHeight: number, region: Region = { left: 0, top: 0, width: outWidth, height: outHeight }): RgbImage {
+  const { left, top, width, height } = region;
+  if (!(outWidth > 0 && outHeight > 0) || left < 0 || top < 0 || width <= 0 || height <= 0 || left + width > outWidth || top + height > outHeight) {
+    throw new RangeError(`region ${JSON.stringify(region)} is not inside ${outWidth}x${outHeight}`);
+  }
+  if (src.pixels.length !== src.width * src.height * 3) {
+    throw new RangeError(`pixels hold ${src.pixels.length} bytes, ${src.width}x${src.height} RGB needs ${src.width * src.height * 3}`);
+  }
+  const columns = nearestIndexes(src.width, outWidth, left, width);
+  const rows = nearestIndexes(src.height, outHeight, top, height);
+  const out = new Uint8Array(width * height * 3);
+  let o = 0;
+  for (const y of rows) {
+    const row = y * src.width * 3;
+    for (const x of columns) {
+      const p = row + x * 3;
+      out[o++] = src.pixels[p]!;
+      out[o++] = src.pixels[p + 1]!;
+      out[o++] = src.pixels[p + 2]!;
+    }
+  }
+  return { pixels: out, width, height };
+}
+
+/** Input index of output positions `first … first + n - 1` along one axis, Pillow's way. */
+function nearestIndexes(inSize: number, outSize: number, first: number, n: number): Int32Array {
+  const scale = inSize / outSize;
+  const indexes = new Int32Array(n);
+  let at = scale * 0.5;
+  for (let i = 0; i < first + n; i++) {
+    if (i >= first) indexes[i - first] = Math.min(inSize - 1, Math.trunc(at));
+    at += scale;
+  }
+  return indexes;
 }

@@ -20,6 +20,8 @@ export interface PreprocessSpec {
   /** Divisor that maps 8-bit values to the range mean/std refer to; 255 for torchvision. */
   scale: number;
   channelOrder: 'RGB' | 'BGR';
+  /** How the resize samples, each byte-exact with Pillow's (torchvision's `interpolation=`); default `bilinear`. */
+  interpolation?: Interpolation;
   /**
    * `exact` (default): torchvision's pixels, byte for byte. `fast`: large JPEG and WebP
    * images are decoded at 1/2, 1/4 or 1/8 scale (never below the resize target) before
@@ -27,6 +29,9 @@ export interface PreprocessSpec {
    */
   quality?: 'exact' | 'fast';
 }
+
+/** PIL's resampling filters visionq reproduces. */
+export type Interpolation = 'bilinear' | 'bicubic' | 'nearest';
 
 /**
  * The preprocessed image: 8-bit RGB, height×width×3 interleaved, already resized and

@@ -60,6 +60,7 @@ export async function readModelFolder(dir: string): Promise<ModelFolder> {
       std: preprocess.std,
       scale: preprocess.scale,
       channelOrder: preprocess.channel_order,
+      interpolation: preprocess.interpolation,
       quality: preprocess.quality,
     },
   };

@@ -10,7 +10,7 @@ import { z } from 'zod';
  *   "output": { "name": "logits", "activation": "softmax" },
  *   "preprocess": { "resize_mode": "shorter_side", "resize_size": 256,
  *                   "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
- *                   "scale": 255, "channel_order": "RGB", "quality": "exact" },
+ *                   "scale": 255, "channel_order": "RGB", "interpolation": "bilinear", "quality": "exact" },
  *   "labels": "labels.txt"
  * }
  *
@@ -40,6 +40,8 @@ export const manifestSchema = z
       std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]),
       scale: z.number().positive().default(255),
       channel_order: z.enum(['RGB', 'BGR']).default('RGB'),
+      // PIL's resampling filter, as torchvision's `interpolation=`; each byte-exact with Pillow.
+      interpolation: z.enum(['bilinear', 'bicubic', 'nearest']).default('bilinear'),
       // `fast`: large JPEG/WebP decoded at a reduced scale first; not torchvision-exact.
       quality: z.enum(['exact', 'fast']).default('exact'),
     }),
