@@ -101,6 +101,43 @@ describe('model registry (real onnxruntime)', function () {
     expect(fields).to.include('(root)');
   });
 
+  it('reads the preprocessing a model was trained with: crop_pct, interpolation, letterbox and its pad value', async () => {
+    const dir = await writeModel(models.dir);
+    await editManifest(dir, (m) => {
+      delete m.preprocess.resize_size;
+      m.preprocess.crop_pct = 0.9;
+      m.preprocess.interpolation = 'bicubic';
+      m.preprocess.pad_value = 114;
+    });
+    let registry = await ModelRegistry.load(models.dir, cpu, { logger });
+    try {
+      // timm: floor(224 / 0.9) = 248.
+      expect(registry.get('tiny-vgg').spec).to.deep.include({ resizeMode: 'shorter_side', resizeSize: 248, interpolation: 'bicubic', padValue: [114, 114, 114] });
+    } finally {
+      await registry.release();
+    }
+    await editManifest(dir, (m) => {
+      delete m.preprocess.crop_pct;
+      m.preprocess.resize_mode = 'letterbox';
+      m.preprocess.pad_value = [0, 128, 255];
+    });
+    registry = await ModelRegistry.load(models.dir, cpu, { logger });
+    try {
+      expect(registry.get('tiny-vgg').spec).to.deep.include({ resizeMode: 'letterbox', padValue: [0, 128, 255] });
+    } finally {
+      await registry.release();
+    }
+    // crop_pct with resize_size: one or the other.
+    await editManifest(dir, (m) => {
+      m.preprocess.resize_mode = 'shorter_side';
+      m.preprocess.resize_size = 256;
+      m.preprocess.crop_pct = 0.875;
+    });
+    const error = await loadError(models.dir);
+    expect(error.details[0]!.field).to.equal('preprocess.crop_pct');
+    expect(error.message).to.contain('not both');
+  });
+
   it('refuses an ONNX file onnxruntime cannot load', async () => {
     const dir = await writeModel(models.dir);
     await writeFile(join(dir, 'model.onnx'), 'not a model');

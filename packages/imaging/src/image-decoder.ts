@@ -2,7 +2,7 @@ import sharp from 'sharp';
 import { ErrorCode, ImageError } from '@visionq/api';
 import { cmykToRgbLikePil } from './pil-convert';
 import { pilResize, pilResizeNearest, sourceWindow, type Region, type RgbImage, type SourceWindow } from './pil-resample';
-import type { Interpolation, PreprocessSpec, PreprocessedImage } from './preprocess-spec';
+import type { PreprocessSpec, PreprocessedImage } from './preprocess-spec';
 import { planResize, type ResizePlan } from './resize-plan';
 
 /** What the header said about an image that passed the checks: all decoding needs to know. */
@@ -25,7 +25,7 @@ export async function decodeAndResize(input: Uint8Array, header: CheckedHeader, 
   const shrink = spec.quality === 'fast' ? shrinkOnLoad(header, spec) : 1;
   if (shrink > 1) {
     const image = await decode(input, header, { shrink }, maxImagePixels);
-    return resizeAndCrop(image, planResize(image.width, image.height, spec), spec.interpolation ?? 'bilinear');
+    return resizeAndCrop(image, planResize(image.width, image.height, spec), spec);
   }
   const [width, height] = upright(header);
   const plan = planResize(width, height, spec);
@@ -35,7 +35,7 @@ export async function decodeAndResize(input: Uint8Array, header: CheckedHeader, 
   const window =
     WINDOWED.has(header.format) && filter !== 'nearest' ? sourceWindow(width, height, plan.resizedWidth, plan.resizedHeight, inside(plan), filter) : undefined;
   const image = await decode(input, header, { window }, maxImagePixels);
-  return resizeAndCrop(image, plan, filter, window && { left: window.left, top: window.top, fullWidth: width, fullHeight: height });
+  return resizeAndCrop(image, plan, spec, window && { left: window.left, top: window.top, fullWidth: width, fullHeight: height });
 }
 
 /** Formats whose decoders can shrink while decoding (JPEG in the DCT, WebP in libwebp's scaler). */
@@ -121,7 +121,9 @@ async function decode(input: Uint8Array, header: CheckedHeader, part: { shrink?:
  * Resize + centre crop (or direct resize) of the decoded image (or of its `window`),
  * padding with black where the crop overhangs.
  */
-function resizeAndCrop(img: RgbImage, plan: ResizePlan, interpolation: Interpolation, window?: SourceWindow): PreprocessedImage {
+function resizeAndCrop(img: RgbImage, plan: ResizePlan, spec: PreprocessSpec, window?: SourceWindow): PreprocessedImage {
+  const interpolation = spec.interpolation ?? 'bilinear';
+  const padValue = spec.padValue ?? [0, 0, 0];
   const region = inside(plan);
   const { left, top } = region;
   const resized =
@@ -129,8 +131,16 @@ function resizeAndCrop(img: RgbImage, plan: ResizePlan, interpolation: Interpola
       ? pilResizeNearest(img, plan.resizedWidth, plan.resizedHeight, region)
       : pilResize(img, plan.resizedWidth, plan.resizedHeight, region, window, interpolation);
   if (resized.width === plan.width && resized.height === plan.height) return resized;
-  // CenterCrop of an image smaller than the crop: torchvision pads with zeros.
+  // CenterCrop of an image smaller than the crop (torchvision pads with zeros), or a letterbox.
   const pixels = new Uint8Array(plan.width * plan.height * 3);
+  const [r, g, b] = padValue;
+  if (r !== 0 || g !== 0 || b !== 0) {
+    for (let p = 0; p < pixels.length; p += 3) {
+      pixels[p] = r;
+      pixels[p + 1] = g;
+      pixels[p + 2] = b;
+    }
+  }
   const rowBytes = resized.width * 3;
   for (let y = 0; y < resized.height; y++) {
     const to = ((top - plan.top + y) * plan.width + (left - plan.left)) * 3;

@@ -33,6 +33,7 @@ export interface ImageLimits {
  *   img = ImageOps.exif_transpose(Image.open(f)).convert('RGB')
  *   Resize(resizeSize) + CenterCrop((h, w))     — `shorter_side`
  *   Resize((h, w))                              — `direct`
+ *   ImageOps.pad(img, (w, h), BILINEAR, color)  — `letterbox`
  *
  * sharp (libvips, on the libuv thread pool) checks the header and decodes; the resize
  * is a bit-exact port of Pillow's bilinear resampling (see pil-resample.ts),
@@ -164,8 +165,8 @@ function unsupported(format: string): ImageError {
 }
 
 function checkSpec(spec: PreprocessSpec): void {
-  if (spec.resizeMode !== 'shorter_side' && spec.resizeMode !== 'direct') {
-    throw new RangeError(`spec.resizeMode must be shorter_side or direct, got ${String(spec.resizeMode)}`);
+  if (!['shorter_side', 'direct', 'letterbox'].includes(spec.resizeMode)) {
+    throw new RangeError(`spec.resizeMode must be shorter_side, direct or letterbox, got ${String(spec.resizeMode)}`);
   }
   const sizes: Record<string, number> = { width: spec.width, height: spec.height };
   if (spec.resizeMode === 'shorter_side') sizes.resizeSize = spec.resizeSize;

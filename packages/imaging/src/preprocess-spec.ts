@@ -10,8 +10,10 @@ export interface PreprocessSpec {
    * `shorter_side`: scale so the shorter side is `resizeSize` (aspect kept), then crop
    * the centre `height`×`width` — torchvision's `Resize(resizeSize)` + `CenterCrop`.
    * `direct`: scale straight to `height`×`width`, aspect not kept — `Resize((h, w))`.
+   * `letterbox`: scale to fit inside `height`×`width` (aspect kept), centred on a canvas of
+   * `padValue` — Pillow's `ImageOps.pad`, as detection-style models are fed.
    */
-  resizeMode: 'shorter_side' | 'direct';
+  resizeMode: 'shorter_side' | 'direct' | 'letterbox';
   /** Target of the shorter side in `shorter_side` mode; ignored in `direct` mode. */
   resizeSize: number;
   /** Per channel, in the model's channel order, applied as ((pixel / scale) - mean) / std. */
@@ -20,6 +22,8 @@ export interface PreprocessSpec {
   /** Divisor that maps 8-bit values to the range mean/std refer to; 255 for torchvision. */
   scale: number;
   channelOrder: 'RGB' | 'BGR';
+  /** RGB 0–255 of the letterbox's canvas, and of CenterCrop's padding; default black. */
+  padValue?: [number, number, number];
   /** How the resize samples, each byte-exact with Pillow's (torchvision's `interpolation=`); default `bilinear`. */
   interpolation?: Interpolation;
   /**

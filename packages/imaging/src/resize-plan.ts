@@ -1,10 +1,10 @@
 import type { PreprocessSpec } from './preprocess-spec';
 
 /**
- * Where torchvision's `Resize` + `CenterCrop` put an image of a given size: the size
- * it is resized to, and the window of that resized image the model sees. The window may
- * reach outside the resized image (when it is smaller than the crop); CenterCrop pads
- * with zeros there.
+ * Where torchvision's `Resize` + `CenterCrop` (or Pillow's `ImageOps.pad`) put an image of
+ * a given size: the size it is resized to, and the window of that resized image the model
+ * sees. The window may reach outside the resized image (when it is smaller than the crop,
+ * or letterboxed); that part is padding.
  */
 export interface ResizePlan {
   resizedWidth: number;
@@ -40,7 +40,29 @@ function centerOffset(imageSize: number, cropSize: number): number {
   return pythonRound((imageSize - cropSize) / 2);
 }
 
+/**
+ * Pillow 9.4's `ImageOps.pad(image, (w, h), centering=(0.5, 0.5))`: the side that is too
+ * long fills its target, the other is `round(other / long * target)` in Pillow's float
+ * order, and the image is pasted at the rounded centre. (Pillow leaves the image unresized
+ * when that rounding gives the target back; so does this.)
+ */
+function letterbox(width: number, height: number, spec: PreprocessSpec): ResizePlan {
+  const target = { resizedWidth: spec.width, resizedHeight: spec.height, left: 0, top: 0, width: spec.width, height: spec.height };
+  const imageRatio = width / height;
+  const targetRatio = spec.width / spec.height;
+  if (imageRatio === targetRatio) return target;
+  if (imageRatio > targetRatio) {
+    const newHeight = pythonRound((height / width) * spec.width);
+    const top = -pythonRound((spec.height - newHeight) * 0.5);
+    return newHeight === spec.height ? { ...target, resizedWidth: width, resizedHeight: height, top } : { ...target, resizedHeight: newHeight, top };
+  }
+  const newWidth = pythonRound((width / height) * spec.height);
+  const left = -pythonRound((spec.width - newWidth) * 0.5);
+  return newWidth === spec.width ? { ...target, resizedWidth: width, resizedHeight: height, left } : { ...target, resizedWidth: newWidth, left };
+}
+
 export function planResize(width: number, height: number, spec: PreprocessSpec): ResizePlan {
+  if (spec.resizeMode === 'letterbox') return letterbox(width, height, spec);
   if (spec.resizeMode === 'direct') {
     return { resizedWidth: spec.width, resizedHeight: spec.height, left: 0, top: 0, width: spec.width, height: spec.height };
   }

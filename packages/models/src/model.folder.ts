@@ -33,11 +33,11 @@ export async function readModelFolder(dir: string): Promise<ModelFolder> {
   }
   const manifest = parsed.data;
   const { preprocess } = manifest;
+  const resizeSize = resizeSizeOf(manifest);
   if (preprocess.resize_mode === 'shorter_side') {
-    const size = preprocess.resize_size;
-    if (size === undefined || size < Math.max(manifest.input.height, manifest.input.width)) {
+    if (resizeSize === undefined || resizeSize < Math.max(manifest.input.height, manifest.input.width)) {
       throw new ModelError(`model "${manifest.name}": preprocess.resize_size must be at least the input size when resize_mode is shorter_side`, [
-        { field: 'preprocess.resize_size', message: `got ${size ?? 'nothing'}` },
+        { field: 'preprocess.resize_size', message: `got ${resizeSize ?? 'nothing'}` },
       ]);
     }
   }
@@ -55,15 +55,27 @@ export async function readModelFolder(dir: string): Promise<ModelFolder> {
       height: manifest.input.height,
       width: manifest.input.width,
       resizeMode: preprocess.resize_mode,
-      resizeSize: preprocess.resize_size ?? Math.max(manifest.input.height, manifest.input.width),
+      resizeSize: resizeSize ?? Math.max(manifest.input.height, manifest.input.width),
       mean: preprocess.mean,
       std: preprocess.std,
       scale: preprocess.scale,
       channelOrder: preprocess.channel_order,
       interpolation: preprocess.interpolation,
+      ...(preprocess.pad_value === undefined ? {} : { padValue: typeof preprocess.pad_value === 'number' ? [preprocess.pad_value, preprocess.pad_value, preprocess.pad_value] : preprocess.pad_value }),
       quality: preprocess.quality,
     },
   };
+}
+
+/** `resize_size`, or what timm's `crop_pct` makes of a square input: floor(size / crop_pct). */
+function resizeSizeOf(manifest: ModelManifest): number | undefined {
+  const { preprocess, input, name } = manifest;
+  if (preprocess.crop_pct === undefined) return preprocess.resize_size;
+  const field = 'preprocess.crop_pct';
+  if (preprocess.resize_size !== undefined) throw new ModelError(`model "${name}": give preprocess.resize_size or preprocess.crop_pct, not both`, [{ field, message: 'with resize_size' }]);
+  if (preprocess.resize_mode !== 'shorter_side') throw new ModelError(`model "${name}": preprocess.crop_pct goes with resize_mode shorter_side`, [{ field, message: `resize_mode is ${preprocess.resize_mode}` }]);
+  if (input.height !== input.width) throw new ModelError(`model "${name}": preprocess.crop_pct needs a square input (timm resizes non-square ones otherwise)`, [{ field, message: `input is ${input.width}x${input.height}` }]);
+  return Math.floor(input.height / preprocess.crop_pct);
 }
 
 async function readText(path: string, where: string): Promise<string> {

@@ -34,8 +34,12 @@ export const manifestSchema = z
       activation: z.enum(['softmax', 'none']).default('softmax'),
     }),
     preprocess: z.object({
-      resize_mode: z.enum(['shorter_side', 'direct']),
+      resize_mode: z.enum(['shorter_side', 'direct', 'letterbox']),
       resize_size: z.number().int().positive().optional(),
+      // timm's eval recipe for a square input: shorter side to floor(size / crop_pct), then the centre crop.
+      crop_pct: z.number().gt(0).lte(1).optional(),
+      // The letterbox's canvas (and CenterCrop's padding): one 0–255 value for every channel, or one per RGB channel.
+      pad_value: z.union([z.number().int().min(0).max(255), z.tuple([z.number().int().min(0).max(255), z.number().int().min(0).max(255), z.number().int().min(0).max(255)])]).optional(),
       mean: z.tuple([z.number(), z.number(), z.number()]),
       std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]),
       scale: z.number().positive().default(255),

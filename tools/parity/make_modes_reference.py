@@ -1,18 +1,23 @@
 #!/usr/bin/python3
-"""Builds the Pillow reference for visionq's other interpolations (bicubic, nearest).
+"""Builds the Pillow reference for visionq's other interpolations and resize modes.
 
-For a few photos of test/fixtures/photos/ this runs what torchvision's transforms do with
-a PIL image and `interpolation=` BICUBIC or NEAREST:
+For a few photos of test/fixtures/photos/ this runs, on
+`img = ImageOps.exif_transpose(Image.open(path)).convert('RGB')`, what torchvision's
+transforms do with `interpolation=` BICUBIC or NEAREST:
 
-    img = ImageOps.exif_transpose(Image.open(path)).convert('RGB')
     Resize(256, interpolation) -> CenterCrop(224)     (shorter_side)
     Resize((224, 224), interpolation)                 (direct)
 
-and stores each 224x224 RGB result losslessly in test/fixtures/parity/interpolation/ as
-<stem>.<mode>.<interpolation>.png, for test/unit/imaging-interpolation.test.ts to compare
-byte for byte. Run with Debian's interpreter (torch, torchvision, PIL):
+and the letterbox of detection-style models, Pillow's own:
 
-    /usr/bin/python3 tools/parity/make_interpolation_reference.py
+    ImageOps.pad(img, (width, height), method=BILINEAR, color=(114, 114, 114))
+
+and stores each result losslessly in test/fixtures/parity/modes/ as
+<stem>.<mode>.<interpolation>.png or <stem>.letterbox.<width>x<height>.png, for
+test/unit/imaging-modes.test.ts to compare byte for byte. Run with Debian's interpreter
+(torch, torchvision, PIL):
+
+    /usr/bin/python3 tools/parity/make_modes_reference.py
 """
 
 import pathlib
@@ -23,10 +28,13 @@ from torchvision.transforms import InterpolationMode
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PHOTOS = ROOT / "test" / "fixtures" / "photos"
-OUT = ROOT / "test" / "fixtures" / "parity" / "interpolation"
+OUT = ROOT / "test" / "fixtures" / "parity" / "modes"
 # A landscape JPEG, a square PNG and a landscape PNG.
 SOURCES = ["rocket.jpg", "astronaut.png", "coffee.png"]
 INTERPOLATIONS = {"bicubic": InterpolationMode.BICUBIC, "nearest": InterpolationMode.NEAREST}
+# Padded above and below (224x224 of a landscape photo), left and right (256x160), or not at all (a square photo in 224x224).
+LETTERBOXES = [(224, 224), (256, 160)]
+PAD = (114, 114, 114)
 
 
 def main() -> None:
@@ -40,6 +48,9 @@ def main() -> None:
             shorter.save(OUT / f"{stem}.shorter_side.{label}.png")
             direct.save(OUT / f"{stem}.direct.{label}.png")
             print(f"{stem}: {label} written")
+        for width, height in LETTERBOXES:
+            ImageOps.pad(img, (width, height), method=Image.Resampling.BILINEAR, color=PAD).save(OUT / f"{stem}.letterbox.{width}x{height}.png")
+            print(f"{stem}: letterbox {width}x{height} written")
 
 
 if __name__ == "__main__":
