@@ -34,11 +34,17 @@ function lutFor(spec: PreprocessSpec): Float32Array {
   return lut;
 }
 
+/** The input tensor's dimensions for `batch` images of `spec`: [N, 3, H, W], or [N, H, W, 3] for NHWC. */
+export function inputDims(spec: PreprocessSpec, batch: number): number[] {
+  return spec.layout === 'NHWC' ? [batch, spec.height, spec.width, 3] : [batch, 3, spec.height, spec.width];
+}
+
 /**
- * Writes one preprocessed image as normalised planar float32 (C,H,W, channels in
- * `spec.channelOrder`, each value ((v / scale) - mean) / std) into `target` from element
- * `offset` on — one slot of a batch buffer. Mean and std are given in the model's
- * channel order. One pass over the pixels, one table lookup per value.
+ * Writes one preprocessed image as normalised float32 (each value ((v / scale) - mean) /
+ * std, channels in `spec.channelOrder`) into `target` from element `offset` on — one slot
+ * of a batch buffer: planar C,H,W, or interleaved H,W,C when `spec.layout` is NHWC. Mean
+ * and std are given in the model's channel order. One pass over the pixels, one table
+ * lookup per value.
  */
 export function writeNormalized(image: PreprocessedImage, spec: PreprocessSpec, target: Float32Array, offset: number): void {
   const { pixels, width, height } = image;
@@ -53,15 +59,23 @@ export function writeNormalized(image: PreprocessedImage, spec: PreprocessSpec, 
     throw new RangeError(`offset ${offset} + ${plane * 3} values does not fit a target of ${target.length}`);
   }
   const lut = lutFor(spec);
-  // Output plane of each RGB source channel; its table is that plane's.
+  // Output channel of each RGB source channel; its table is that channel's.
   const bgr = spec.channelOrder === 'BGR';
-  const rPlane = bgr ? 2 : 0;
-  const bPlane = bgr ? 0 : 2;
-  const r = offset + rPlane * plane;
+  const rChannel = bgr ? 2 : 0;
+  const bChannel = bgr ? 0 : 2;
+  const rLut = rChannel * 256;
+  const bLut = bChannel * 256;
+  if (spec.layout === 'NHWC') {
+    for (let p = 0; p < plane * 3; p += 3) {
+      target[offset + p + rChannel] = lut[rLut + pixels[p]];
+      target[offset + p + 1] = lut[256 + pixels[p + 1]];
+      target[offset + p + bChannel] = lut[bLut + pixels[p + 2]];
+    }
+    return;
+  }
+  const r = offset + rChannel * plane;
   const g = offset + plane;
-  const b = offset + bPlane * plane;
-  const rLut = rPlane * 256;
-  const bLut = bPlane * 256;
+  const b = offset + bChannel * plane;
   for (let i = 0, p = 0; i < plane; i++, p += 3) {
     target[r + i] = lut[rLut + pixels[p]];
     target[g + i] = lut[256 + pixels[p + 1]];

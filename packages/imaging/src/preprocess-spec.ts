@@ -22,6 +22,8 @@ export interface PreprocessSpec {
   /** Divisor that maps 8-bit values to the range mean/std refer to; 255 for torchvision. */
   scale: number;
   channelOrder: 'RGB' | 'BGR';
+  /** How the model's input tensor is laid out: planar `NCHW` (default, PyTorch's) or interleaved `NHWC` (TensorFlow's). */
+  layout?: 'NCHW' | 'NHWC';
   /** RGB 0–255 of the letterbox's canvas, and of CenterCrop's padding; default black. */
   padValue?: [number, number, number];
   /** How the resize samples, each byte-exact with Pillow's (torchvision's `interpolation=`); default `bilinear`. */

@@ -22,11 +22,13 @@ export function checkGraph(manifest: ModelManifest, labelCount: number, inputs: 
   if (inputs.length !== 1) fail('input.name', `model.onnx has ${inputs.length} inputs; visionq feeds exactly one`);
   if (input!.type !== 'float32') fail('input.name', `input "${input!.name}" is ${input!.type}, expected float32`);
   const shape = input!.shape;
-  if (shape.length !== 4) fail('input.layout', `input "${input!.name}" has rank ${shape.length}, expected 4 (NCHW)`);
+  const { layout } = manifest.input;
+  if (shape.length !== 4) fail('input.layout', `input "${input!.name}" has rank ${shape.length}, expected 4 (${layout})`);
+  const [channelAxis, heightAxis, widthAxis] = layout === 'NHWC' ? [3, 1, 2] : [1, 2, 3];
   const expected: Array<[number, string, number]> = [
-    [1, 'input.channels', manifest.input.channels],
-    [2, 'input.height', manifest.input.height],
-    [3, 'input.width', manifest.input.width],
+    [channelAxis, 'input.channels', manifest.input.channels],
+    [heightAxis, 'input.height', manifest.input.height],
+    [widthAxis, 'input.width', manifest.input.width],
   ];
   for (const [axis, field, value] of expected) {
     const dim = shape[axis];

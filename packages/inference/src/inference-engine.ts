@@ -1,6 +1,6 @@
 import type { Config } from '@visionq/config';
 import { ErrorCode, ModelError, VisionqError, type Prediction } from '@visionq/api';
-import { writeNormalized, type PreprocessedImage } from '@visionq/imaging';
+import { inputDims, writeNormalized, type PreprocessedImage } from '@visionq/imaging';
 import type { Logger } from '@visionq/observability';
 import { DynamicBatcher } from './dynamic-batcher';
 import type { LoadedModel, ModelRegistry } from './model-registry';
@@ -119,8 +119,7 @@ export class InferenceEngine {
 
   /** One session run; returns a probability row per image. */
   private async infer(model: LoadedModel, input: Float32Array, batch: number): Promise<Float32Array[]> {
-    const { height, width } = model.spec;
-    const output = await model.session.run(model.manifest.input.name, input, [batch, 3, height, width], model.manifest.output.name);
+    const output = await model.session.run(model.manifest.input.name, input, inputDims(model.spec, batch), model.manifest.output.name);
     const classes = model.labels.length;
     if (output.dims.length !== 2 || output.dims[0] !== batch || output.dims[1] !== classes) {
       throw new ModelError(`model "${model.name}": output has shape [${output.dims.join(',')}], expected [${batch},${classes}] (one row per image, one column per label)`, [

@@ -60,6 +60,7 @@ export async function readModelFolder(dir: string): Promise<ModelFolder> {
       std: preprocess.std,
       scale: preprocess.scale,
       channelOrder: preprocess.channel_order,
+      layout: manifest.input.layout,
       interpolation: preprocess.interpolation,
       ...(preprocess.pad_value === undefined ? {} : { padValue: typeof preprocess.pad_value === 'number' ? [preprocess.pad_value, preprocess.pad_value, preprocess.pad_value] : preprocess.pad_value }),
       quality: preprocess.quality,

@@ -24,7 +24,7 @@ export const manifestSchema = z
     description: z.string().optional(),
     input: z.object({
       name: z.string().min(1),
-      layout: z.literal('NCHW'),
+      layout: z.enum(['NCHW', 'NHWC']).default('NCHW'),
       height: z.number().int().positive(),
       width: z.number().int().positive(),
       channels: z.literal(3),
