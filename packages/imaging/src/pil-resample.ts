@@ -197,17 +197,8 @@ export function pilResize(
   window: SourceWindow = { left: 0, top: 0, fullWidth: src.width, fullHeight: src.height },
   filter: ConvolutionFilter = 'bilinear',
 ): RgbImage {
+  checkResize(src, outWidth, outHeight, region);
   const { left, top, width, height } = region;
-  if (
-    !(outWidth > 0 && outHeight > 0) ||
-    left < 0 || top < 0 || width <= 0 || height <= 0 ||
-    left + width > outWidth || top + height > outHeight
-  ) {
-    throw new RangeError(`region ${JSON.stringify(region)} is not inside ${outWidth}x${outHeight}`);
-  }
-  if (src.pixels.length !== src.width * src.height * 3) {
-    throw new RangeError(`pixels hold ${src.pixels.length} bytes, ${src.width}x${src.height} RGB needs ${src.width * src.height * 3}`);
-  }
   const h = computeTaps(window.fullWidth, outWidth, left, width, FILTERS[filter]);
   const v = computeTaps(window.fullHeight, outHeight, top, height, FILTERS[filter]);
   for (let i = 0; i < width; i++) h.start[i]! -= window.left;
@@ -260,13 +251,8 @@ export function pilResize(
  * Pillow's too. Returns the pixels of `region` of the resized image.
  */
 export function pilResizeNearest(src: RgbImage, outWidth: number, outHeight: number, region: Region = { left: 0, top: 0, width: outWidth, height: outHeight }): RgbImage {
+  checkResize(src, outWidth, outHeight, region);
   const { left, top, width, height } = region;
-  if (!(outWidth > 0 && outHeight > 0) || left < 0 || top < 0 || width <= 0 || height <= 0 || left + width > outWidth || top + height > outHeight) {
-    throw new RangeError(`region ${JSON.stringify(region)} is not inside ${outWidth}x${outHeight}`);
-  }
-  if (src.pixels.length !== src.width * src.height * 3) {
-    throw new RangeError(`pixels hold ${src.pixels.length} bytes, ${src.width}x${src.height} RGB needs ${src.width * src.height * 3}`);
-  }
   const columns = nearestIndexes(src.width, outWidth, left, width);
   const rows = nearestIndexes(src.height, outHeight, top, height);
   const out = new Uint8Array(width * height * 3);
@@ -281,6 +267,17 @@ export function pilResizeNearest(src: RgbImage, outWidth: number, outHeight: num
     }
   }
   return { pixels: out, width, height };
+}
+
+/** A region inside the resized image, and pixels that fill their image: else RangeError. */
+function checkResize(src: RgbImage, outWidth: number, outHeight: number, region: Region): void {
+  const { left, top, width, height } = region;
+  if (!(outWidth > 0 && outHeight > 0) || left < 0 || top < 0 || width <= 0 || height <= 0 || left + width > outWidth || top + height > outHeight) {
+    throw new RangeError(`region ${JSON.stringify(region)} is not inside ${outWidth}x${outHeight}`);
+  }
+  if (src.pixels.length !== src.width * src.height * 3) {
+    throw new RangeError(`pixels hold ${src.pixels.length} bytes, ${src.width}x${src.height} RGB needs ${src.width * src.height * 3}`);
+  }
 }
 
 /** Input index of output positions `first … first + n - 1` along one axis, Pillow's way. */
