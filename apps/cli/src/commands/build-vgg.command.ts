@@ -50,12 +50,16 @@ export function registerBuildVgg(program: Command, setExitCode: (code: number) =
 async function calibrationTensors(files: string[]): Promise<Float32Array[]> {
   const { IMAGENET_SPEC, ImagePreprocessor, writeNormalized } = await import('@visionq/imaging');
   const preprocessor = new ImagePreprocessor(loadConfig().imaging);
-  const tensors: Float32Array[] = [];
-  for (const file of files) {
-    const image = await preprocessor.preprocess(await readFile(file), IMAGENET_SPEC);
-    const tensor = new Float32Array(3 * 224 * 224);
-    writeNormalized(image, IMAGENET_SPEC, tensor, 0);
-    tensors.push(tensor);
+  try {
+    const tensors: Float32Array[] = [];
+    for (const file of files) {
+      const image = await preprocessor.preprocess(await readFile(file), IMAGENET_SPEC);
+      const tensor = new Float32Array(3 * 224 * 224);
+      writeNormalized(image, IMAGENET_SPEC, tensor, 0);
+      tensors.push(tensor);
+    }
+    return tensors;
+  } finally {
+    await preprocessor.close();
   }
-  return tensors;
 }

@@ -3,6 +3,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ErrorCode, VisionqError } from '@visionq/api';
 import { loadConfig } from '@visionq/config';
+import type { ImagePreprocessor } from '@visionq/imaging';
 import type { ModelFolder } from '@visionq/models';
 import { intAtLeast } from './arguments';
 import { openCalibrationSource, splitSamples, type CalibrationSource } from './calibration-source';
@@ -84,10 +85,12 @@ async function quantize(modelDir: string, options: QuantizeOptions): Promise<Qua
   }
 
   const source = await openCalibrationSource(options.calibration, config);
+  const { ImagePreprocessor, inputDims } = await import('@visionq/imaging');
+  const preprocessor = new ImagePreprocessor(config.imaging);
   try {
     const { calibration, heldBack } = splitSamples(source.images, options.samples);
     progress(`${folder.manifest.name}: ${source.images.length} images in ${options.calibration}; calibrating on ${calibration.length}, holding back ${heldBack.length}`);
-    const preprocess = await tensorMaker(folder, config, source);
+    const preprocess = await tensorMaker(folder, preprocessor, source);
     let skipped = 0;
     const batches = async function* () {
       for (let i = 0; i < calibration.length; i += BATCH) {
@@ -106,7 +109,7 @@ async function quantize(modelDir: string, options: QuantizeOptions): Promise<Qua
     const report = await compareClassifiers(fp32, int8, held.tensor, {
       inputName: input.name,
       outputName: output.name,
-      sampleDims: [3, input.height, input.width],
+      sampleDims: inputDims(folder.spec, 1).slice(1),
       intraOpThreads: config.inference.intraOpThreads,
     });
     await writeFolder(folder, out, name, int8, options.force === true);
@@ -128,17 +131,17 @@ async function quantize(modelDir: string, options: QuantizeOptions): Promise<Qua
     };
   } finally {
     source.close();
+    await preprocessor.close();
   }
 }
 
 /**
  * Preprocesses images exactly as the workers do (the manifest's spec, ImagePreprocessor,
- * writeNormalized) into one NCHW batch; an image that cannot be read or decoded is left
- * out and counted, with a line on stderr.
+ * writeNormalized) into one batch in the model's layout; an image that cannot be read or
+ * decoded is left out and counted, with a line on stderr.
  */
-async function tensorMaker(folder: ModelFolder, config: ReturnType<typeof loadConfig>, source: CalibrationSource) {
-  const { ImagePreprocessor, writeNormalized } = await import('@visionq/imaging');
-  const preprocessor = new ImagePreprocessor(config.imaging);
+async function tensorMaker(folder: ModelFolder, preprocessor: ImagePreprocessor, source: CalibrationSource) {
+  const { writeNormalized } = await import('@visionq/imaging');
   const size = 3 * folder.spec.height * folder.spec.width;
   return async (images: string[]): Promise<{ tensor: Float32Array; failed: number }> => {
     const tensor = new Float32Array(images.length * size);
