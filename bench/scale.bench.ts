@@ -526,7 +526,7 @@ async function progress(cluster: Cluster, taskId: string): Promise<{ status: str
 
 /** Waits until the model's queue holds nothing waiting or running: the cancelled task's jobs are all dropped. */
 async function queueIdle(redis: OwnRedis, prefix: string): Promise<void> {
-  const queue = new Queue(chunkQueueName(MODEL), { connection: { host: '127.0.0.1', port: redis.port }, prefix });
+  const queue = new Queue(chunkQueueName(`${MODEL}@1`), { connection: { host: '127.0.0.1', port: redis.port }, prefix });
   try {
     await until('the cancelled task to drain', async () => {
       const counts = await queue.getJobCounts('wait', 'prioritized', 'delayed', 'active');

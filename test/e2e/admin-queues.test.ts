@@ -56,11 +56,11 @@ describe('queue UI at /admin/queues (whole processes)', function () {
     const submit = await cluster.request('POST', '/batch_predict', { images: [`s3://${bucket}/in/boot.png`] }, bearer(key.acme!));
     expect(submit.status).to.equal(202);
     await cluster.waitForTask(submit.body.task_id, 60_000, bearer(key.acme!));
-    const reply = await cluster.request('GET', '/admin/queues/api/queues?activeQueue=chunks-fashion-vgg&status=completed&page=1', undefined, bearer(key.admin!));
+    const reply = await cluster.request('GET', '/admin/queues/api/queues?activeQueue=chunks-fashion-vgg@1&status=completed&page=1', undefined, bearer(key.admin!));
     expect(reply.status).to.equal(200);
     const queues = reply.body.queues as Array<{ name: string; counts: Record<string, number>; jobs: Array<{ id: string }> }>;
-    expect(queues.map((q) => q.name).sort()).to.deep.equal(['callbacks', 'chunks-fashion-vgg', 'predict-fashion-vgg']);
-    const chunks = queues.find((q) => q.name === 'chunks-fashion-vgg')!;
+    expect(queues.map((q) => q.name).sort()).to.deep.equal(['callbacks', 'chunks-fashion-vgg@1', 'predict-fashion-vgg@1']);
+    const chunks = queues.find((q) => q.name === 'chunks-fashion-vgg@1')!;
     expect(chunks.counts.completed).to.be.at.least(1);
     expect(chunks.jobs.map((j) => j.id)).to.include(`${submit.body.task_id}-c0`);
     const api = await cluster.request('GET', '/admin/queues/api/queues', undefined, bearer(key.acme!));

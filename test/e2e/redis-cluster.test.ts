@@ -14,7 +14,7 @@ import { readEvents } from '../support/sse';
 import { startWebhookReceiver } from '../support/webhook-receiver';
 
 const CHUNK_SIZE = 10;
-const MODEL = 'fashion-vgg';
+const MODEL = 'fashion-vgg@1';
 const POLL_MS = 100;
 const WAIT_MS = 90_000;
 

@@ -274,9 +274,9 @@ describe('the spine: gateway, queue, two workers, S3 (whole processes)', functio
     const metrics = await cluster.request('GET', '/metrics');
     expect(metrics.status).to.equal(200);
     expect(metrics.body).to.match(/^visionq_workers_live\{service="gateway"\} 2$/m);
-    expect(metrics.body).to.match(/^visionq_queue_backlog\{model="fashion-vgg",service="gateway"\} \d+$/m);
-    expect(metrics.body).to.match(/^visionq_queue_oldest_seconds\{model="fashion-vgg",service="gateway"\} [\d.]+$/m);
-    expect(metrics.body).to.match(/^visionq_tasks_submitted_total\{model="fashion-vgg",kind="batch",service="gateway"\} [1-9]\d*$/m);
+    expect(metrics.body).to.match(/^visionq_queue_backlog\{model="fashion-vgg",version="1",service="gateway"\} \d+$/m);
+    expect(metrics.body).to.match(/^visionq_queue_oldest_seconds\{model="fashion-vgg",version="1",service="gateway"\} [\d.]+$/m);
+    expect(metrics.body).to.match(/^visionq_tasks_submitted_total\{model="fashion-vgg",version="1",kind="batch",service="gateway"\} [1-9]\d*$/m);
     expect(metrics.body).to.match(/^visionq_http_requests_total\{method="GET",route="\/tasks\/:id",status="404",service="gateway"\} 1$/m);
   });
 });

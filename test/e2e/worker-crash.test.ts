@@ -104,7 +104,7 @@ describe('worker replicas that die or stop mid-task (whole processes)', function
       expect(await victim.exited).to.equal(null); // killed, not exited
       await expectEveryImageOnce(cluster, submit.body.task_id, images);
       // The victim held chunks mid-run: BullMQ took them over as stalled and they ran again elsewhere.
-      const queue = new Queue(chunkQueueName('fashion-vgg'), { connection: redis, prefix: cluster.prefix });
+      const queue = new Queue(chunkQueueName('fashion-vgg@1'), { connection: redis, prefix: cluster.prefix });
       const jobs = await Promise.all(Array.from({ length: IMAGES / CHUNK_SIZE }, (_, i) => queue.getJob(chunkJobId(submit.body.task_id, i))));
       await queue.close();
       expect(jobs.filter((job) => (job?.stalledCounter ?? 0) > 0).length, 'chunks taken over from the killed worker').to.be.greaterThan(0);

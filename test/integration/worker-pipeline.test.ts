@@ -14,7 +14,7 @@ import { BUNDLED_MODELS_DIR, FASHION_DIR } from '../support/model-fixtures';
 import { rejection } from '../support/promises';
 import { deleteKeys } from '../support/redis-keys';
 
-const MODEL = 'fashion-vgg';
+const MODEL = 'fashion-vgg@1';
 const OUTPUT = 's3://visionq/results/';
 
 describe('worker pieces in one process (real Redis, local store, real onnxruntime)', function () {
@@ -118,13 +118,13 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
       const res = await fetch(`http://127.0.0.1:${port}/metrics`);
       expect(res.status).to.equal(200);
       const text = await res.text();
-      expect(text).to.match(/^visionq_images_total\{model="fashion-vgg",outcome="succeeded"\} [1-9]\d*$/m);
+      expect(text).to.match(/^visionq_images_total\{model="fashion-vgg",version="1",outcome="succeeded"\} [1-9]\d*$/m);
       expect(text).to.match(/^visionq_chunks_total\{outcome="done"\} [1-9]\d*$/m);
-      expect(text).to.match(/^visionq_fetch_duration_seconds_count\{model="fashion-vgg"\} [1-9]\d*$/m);
-      expect(text).to.match(/^visionq_decode_duration_seconds_count\{model="fashion-vgg"\} [1-9]\d*$/m);
+      expect(text).to.match(/^visionq_fetch_duration_seconds_count\{model="fashion-vgg",version="1"\} [1-9]\d*$/m);
+      expect(text).to.match(/^visionq_decode_duration_seconds_count\{model="fashion-vgg",version="1"\} [1-9]\d*$/m);
       // The error lines of the unusable objects above, by code.
-      expect(text).to.match(/^visionq_image_errors_total\{model="fashion-vgg",code="image_not_found"\} [1-9]\d*$/m);
-      expect(text).to.match(/^visionq_image_errors_total\{model="fashion-vgg",code="invalid_argument"\} [1-9]\d*$/m);
+      expect(text).to.match(/^visionq_image_errors_total\{model="fashion-vgg",version="1",code="image_not_found"\} [1-9]\d*$/m);
+      expect(text).to.match(/^visionq_image_errors_total\{model="fashion-vgg",version="1",code="invalid_argument"\} [1-9]\d*$/m);
       expect((await fetch(`http://127.0.0.1:${port}/other`)).status).to.equal(404);
     } finally {
       server.close();

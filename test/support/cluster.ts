@@ -186,7 +186,7 @@ export class Cluster {
   }
 
   /** Task records and jobs under this cluster's prefix: what a refused request must not add to. */
-  async footprint(model = 'fashion-vgg'): Promise<{ tasks: number; jobs: number }> {
+  async footprint(model = 'fashion-vgg@1'): Promise<{ tasks: number; jobs: number }> {
     const redis = new Redis('redis://127.0.0.1:6379');
     try {
       const tasks = (await scanKeys(redis, `${this.prefix}:task:*`)).filter((k) => k.split(':').length === 3).length;
@@ -203,8 +203,8 @@ export class Cluster {
     }
   }
 
-  /** Waits until the model's queues hold no job waiting, delayed or running: every job taken has ended. */
-  async queuesSettled(model = 'fashion-vgg', timeoutMs = 120_000): Promise<void> {
+  /** Waits until the model version's queues hold no job waiting, delayed or running: every job taken has ended. */
+  async queuesSettled(model = 'fashion-vgg@1', timeoutMs = 120_000): Promise<void> {
     const redis = new Redis('redis://127.0.0.1:6379');
     const queues = [chunkQueueName(model), predictQueueName(model)].map((name) => new Queue(name, { connection: redis, prefix: this.prefix }));
     try {

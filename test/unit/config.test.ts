@@ -7,7 +7,7 @@ import { ConfigError, ErrorCode } from '@visionq/api';
 describe('config', () => {
   it('runs everything on the embedded defaults', () => {
     const config = loadConfig({});
-    expect(config.models).to.deep.equal({ dir: 'models', defaultModel: 'fashion-vgg' });
+    expect(config.models).to.deep.equal({ dir: 'models', defaultModel: 'fashion-vgg', watch: true, reloadDebounceMs: 1000 });
     expect(config.inference.providers).to.deep.equal(['cpu']);
     expect(config.batching.maxBatchSize).to.equal(16);
   });

@@ -1,4 +1,3 @@
-import type { Queue } from 'bullmq';
 import express, { type Express } from 'express';
 import { ErrorCode, VisionqError } from '@visionq/api';
 import type { ApiKeyStore } from '@visionq/auth';
@@ -9,7 +8,7 @@ import { authenticate } from './authentication';
 import { errorHandler } from './error-handler';
 import { tagTenant, withRequestContext } from './request-context';
 import { limitJsonDepth, refuseContentEncodings } from './request-limits';
-import { adminRoutes } from './routes/admin.routes';
+import type { AdminQueues } from './routes/admin.routes';
 import { batchRoutes } from './routes/batch.routes';
 import { consoleRoutes } from './routes/console.routes';
 import { docsRoutes } from './routes/docs.routes';
@@ -30,7 +29,7 @@ export interface AppParts {
   quotas: TenantQuotas;
   probes: ReadinessProbes;
   /** What the queue UI at /admin/queues shows. */
-  adminQueues: Queue[];
+  adminQueues: AdminQueues;
   /** Largest and deepest JSON body (MAX_JSON_BYTES, MAX_JSON_DEPTH) and the inline results limit (INLINE_RESULTS_LIMIT). */
   limits: { maxJsonBytes: number; maxJsonDepth: number; inlineResultsLimit: number; heartbeatMs: number };
 }
@@ -55,8 +54,8 @@ export function createApp(parts: AppParts): Express {
 
   app.use(predictRoutes(parts.submissions, parts.tasks.store));
   app.use(batchRoutes(parts.submissions));
-  app.use(tasksRoutes(parts.tasks, { inlineResultsLimit: parts.limits.inlineResultsLimit, heartbeatMs: parts.limits.heartbeatMs }));
-  app.use(adminRoutes(parts.adminQueues));
+  app.use(tasksRoutes(parts.tasks, parts.catalog, { inlineResultsLimit: parts.limits.inlineResultsLimit, heartbeatMs: parts.limits.heartbeatMs }));
+  app.use(parts.adminQueues.router);
   app.use(systemRoutes(parts.catalog, parts.tasks.workers, metrics, parts.probes));
 
   app.use((req, _res, next) => next(new VisionqError(ErrorCode.NotFound, `no route ${req.method} ${req.path}`)));

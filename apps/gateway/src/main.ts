@@ -1,16 +1,17 @@
 import { once } from 'node:events';
 import { hostname } from 'node:os';
-import { ConfigError, UnavailableError, VisionqError } from '@visionq/api';
+import { ConfigError, modelLabels, UnavailableError, VisionqError } from '@visionq/api';
 import { AccessPolicy, ApiKeyStore } from '@visionq/auth';
 import { CallbackService } from '@visionq/callbacks';
 import { loadConfig, type Config } from '@visionq/config';
-import { ModelCatalog } from '@visionq/models';
+import { ModelCatalog, watchModels } from '@visionq/models';
 import { BucketPolicy, openObjectStore } from '@visionq/object-store';
 import { connectionErrorLogger, createLogger, createMetricsRegistry, GatewayMetrics, type Logger } from '@visionq/observability';
 import { connectRedis, openTasks } from '@visionq/tasks';
 import { createApp } from './app';
 import { createHttpServer } from './http-server';
 import { registeredRoutes } from './route-list';
+import { AdminQueues } from './routes/admin.routes';
 import { SubmissionService } from './submission.service';
 import { TenantQuotas } from './tenant-quotas';
 
@@ -31,12 +32,12 @@ async function main(): Promise<void> {
   tasks.deadlines.start();
   const quotas = new TenantQuotas(redis, tasks.keys.prefix);
   const secretsOf = (tenant: string) => (keys ? keys.webhookSecretsOf(tenant) : config.callbacks.webhookSecret ? [config.callbacks.webhookSecret] : []);
-  const models = catalog.list().map((m) => m.name);
+  const refs = () => catalog.all().map((m) => m.ref);
   const metrics = new GatewayMetrics(createMetricsRegistry('gateway'), {
     backlog: async () =>
       Object.fromEntries(
         await Promise.all(
-          models.map(async (m) => {
+          refs().map(async (m) => {
             const { images, oldestMs } = await tasks.store.backlog(m);
             return [m, { images, oldestAgeSeconds: oldestMs === null ? null : Math.max(0, (Date.now() - oldestMs) / 1000) }] as const;
           }),
@@ -44,7 +45,7 @@ async function main(): Promise<void> {
       ),
     liveWorkers: async () => {
       const live = await tasks.workers.live();
-      return { total: live.length, byModel: Object.fromEntries(models.map((m) => [m, live.filter((w) => w.models.includes(m)).length])) };
+      return { total: live.length, byModel: Object.fromEntries(refs().map((m) => [m, live.filter((w) => w.models.includes(m)).length])) };
     },
     pingRedis: () => redis.ping(),
   });
@@ -53,6 +54,7 @@ async function main(): Promise<void> {
   );
   callbacks.start();
   let stopping = false;
+  const adminQueues = new AdminQueues([...tasks.queue.queuesOf(refs()), callbacks.queue]);
   const app = createApp({
     logger,
     keys,
@@ -61,7 +63,7 @@ async function main(): Promise<void> {
     tasks,
     submissions: new SubmissionService(catalog, new AccessPolicy(buckets, config.store), store, tasks.submitter, quotas, { allowedHosts: config.callbacks.allowedHosts, secretsOf }, { ...config.tasks, ...config.imaging }, metrics, logger),
     quotas,
-    adminQueues: [...tasks.queue.queuesOf(models), callbacks.queue],
+    adminQueues,
     probes: { redis: () => redis.ping(), store: () => store.list(config.store.resultsUri, { limit: 1 }), draining: () => stopping },
     limits: { maxJsonBytes: config.server.maxJsonBytes, maxJsonDepth: config.server.maxJsonDepth, inlineResultsLimit: config.tasks.inlineResultsLimit, heartbeatMs: config.server.eventsHeartbeatMs },
   });
@@ -69,11 +71,32 @@ async function main(): Promise<void> {
   const server = createHttpServer(app, config.server, logger, metrics);
   server.listen(config.server.port, config.server.host);
   await once(server, 'listening');
-  logger.info('gateway listening', { host: config.server.host, port: config.server.port, models, store: config.store.kind, routes: registeredRoutes(app) });
+  logger.info('gateway listening', { host: config.server.host, port: config.server.port, models: refs(), store: config.store.kind, routes: registeredRoutes(app) });
+
+  // Hot reload: requests may name new versions at once; removed ones are refused from now on
+  // (their queued work is finished by the workers that have them loaded).
+  const models = watchModels(
+    config.models.dir,
+    async () => {
+      const changes = await catalog.reload();
+      for (const { dir, error } of changes.refused) logger.error('model folder refused; what was served from it stays', { dir, error: error.message });
+      for (const f of changes.added) logger.info('model version added', modelLabels(f.ref));
+      for (const f of changes.replaced) logger.info('model version changed', modelLabels(f.ref));
+      for (const f of changes.removed) logger.info('model version removed', modelLabels(f.ref));
+      for (const [name, version] of changes.defaults) logger.info('default version changed', { model: name, version });
+      if (changes.added.length + changes.removed.length > 0) adminQueues.replace([...tasks.queue.queuesOf(refs()), callbacks.queue]);
+    },
+    { watch: config.models.watch, debounceMs: config.models.reloadDebounceMs, onError: (err) => logger.error('model reload failed', { error: err.message }) },
+  );
+  process.on('SIGHUP', () => {
+    logger.info('SIGHUP: reloading models');
+    void models.reload();
+  });
 
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
+    models.close();
     // Not ready from now on; serving on for GATEWAY_DRAIN_MS lets load balancers notice first.
     logger.info('stopping: readiness is false, draining', { signal, drain_ms: config.server.drainMs });
     await new Promise((resolve) => setTimeout(resolve, config.server.drainMs));

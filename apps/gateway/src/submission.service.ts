@@ -6,6 +6,7 @@ import {
   CALLBACK_EVENTS,
   DEFAULT_TOP_K,
   ErrorCode,
+  modelLabels,
   predictFormSchema,
   predictJsonSchema,
   PRIORITIES,
@@ -94,8 +95,8 @@ export class SubmissionService {
       await this.discard(submission.uploads);
       return submitted;
     }
-    this.metrics.tasksSubmitted.inc({ model: submission.spec.model, kind: 'batch' });
-    context.log.info('task queued', { task_id: id, model: submission.spec.model, images: 'images' in submission.input ? submission.input.images.length : undefined });
+    this.metrics.tasksSubmitted.inc({ ...modelLabels(submission.spec.model), kind: 'batch' });
+    context.log.info('task queued', { task_id: id, ...modelLabels(submission.spec.model), images: 'images' in submission.input ? submission.input.images.length : undefined });
     return submitted;
   }
 
@@ -115,9 +116,9 @@ export class SubmissionService {
       if (uploaded) await this.discard([image]);
       throw err;
     }
-    this.metrics.tasksSubmitted.inc({ model: spec.model, kind: 'predict' });
-    const { manifest } = this.catalog.get(spec.model);
-    return { taskId: id, image, model: { name: manifest.name, version: manifest.version }, result: wait(this.limits.predictTimeoutMs) };
+    const model = modelLabels(spec.model);
+    this.metrics.tasksSubmitted.inc({ ...model, kind: 'predict' });
+    return { taskId: id, image, model: { name: model.model, version: model.version }, result: wait(this.limits.predictTimeoutMs) };
   }
 
   private batchJson(req: Request, principal: Principal, id: string): Submission {
@@ -175,10 +176,10 @@ export class SubmissionService {
    * the task's spec. Throws the request's error before anything is stored or enqueued.
    */
   private spec(principal: Principal, id: string, kind: TaskKind, options: SubmitOptions): TaskSpec {
-    const model = this.catalog.get(options.model);
+    const model = this.catalog.resolve(options.model);
     const topK = options.top_k ?? Math.min(DEFAULT_TOP_K, model.labels.length);
     if (topK > model.labels.length) {
-      throw new VisionqError(ErrorCode.InvalidArgument, `top_k=${topK} is more than the ${model.labels.length} classes of model "${model.manifest.name}"`, [
+      throw new VisionqError(ErrorCode.InvalidArgument, `top_k=${topK} is more than the ${model.labels.length} classes of model "${model.ref}"`, [
         { field: 'top_k', message: `at most ${model.labels.length}` },
       ]);
     }
@@ -197,7 +198,7 @@ export class SubmissionService {
       id,
       tenant: principal.tenant,
       kind,
-      model: model.manifest.name,
+      model: model.ref,
       topK,
       output,
       priority: PRIORITIES[options.priority ?? 'normal'],

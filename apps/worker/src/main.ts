@@ -1,9 +1,10 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { UnavailableError, VisionqError } from '@visionq/api';
+import { modelLabels, UnavailableError, VisionqError } from '@visionq/api';
 import { loadConfig } from '@visionq/config';
 import { configureDecoder } from '@visionq/imaging';
 import { ConcurrencyGate, ImagePipeline, openClassifier } from '@visionq/inference';
+import { watchModels } from '@visionq/models';
 import { openObjectStore } from '@visionq/object-store';
 import { connectionErrorLogger, createLogger, createMetricsRegistry, serveMetrics, WorkerMetrics } from '@visionq/observability';
 import { connectRedis, openTasks } from '@visionq/tasks';
@@ -19,46 +20,77 @@ async function main(): Promise<void> {
   const redis = await connectRedis(config.redis.url, { failFast: false, onError: onRedisError });
   const store = openObjectStore(config.store);
   const metrics = new WorkerMetrics(createMetricsRegistry('worker'));
-  const { registry, classifier, close: closeClassifier } = await openClassifier(config, {
+  const { registry, classifier, reload, close: closeClassifier } = await openClassifier(config, {
     logger,
     only: config.worker.models.length > 0 ? config.worker.models : undefined,
-    onBatch: (model, size, seconds) => {
-      metrics.batchSize.observe({ model }, size);
-      metrics.batchFill.observe({ model }, size / maxBatchOf(model));
-      metrics.inferenceSeconds.observe({ model }, seconds);
-      metrics.sessionBusySeconds.inc({ model }, seconds);
+    onBatch: (ref, size, seconds) => {
+      const labels = modelLabels(ref);
+      metrics.batchSize.observe(labels, size);
+      metrics.batchFill.observe(labels, size / maxBatchOf(ref));
+      metrics.inferenceSeconds.observe(labels, seconds);
+      metrics.sessionBusySeconds.inc(labels, seconds);
     },
   });
-  const maxBatchOf = (model: string) => Math.min(config.batching.maxBatchSize, registry.get(model).fixedBatchSize ?? Infinity);
+  const maxBatchOf = (ref: string) => Math.min(config.batching.maxBatchSize, registry.get(ref).fixedBatchSize ?? Infinity);
   const pipeline = new ImagePipeline(store, classifier, new ConcurrencyGate(config.worker.fetchConcurrency), config.imaging.maxImageBytes, {
-    fetched: (model, seconds) => metrics.fetchSeconds.observe({ model }, seconds),
-    decoded: (model, seconds) => metrics.decodeSeconds.observe({ model }, seconds),
-    failed: (model, code) => metrics.imageErrors.inc({ model, code }),
+    fetched: (ref, seconds) => metrics.fetchSeconds.observe(modelLabels(ref), seconds),
+    decoded: (ref, seconds) => metrics.decodeSeconds.observe(modelLabels(ref), seconds),
+    failed: (ref, code) => metrics.imageErrors.inc({ ...modelLabels(ref), code }),
   });
   const tasks = openTasks(redis, config, { store, logger, onError: onRedisError });
   tasks.deadlines.start();
-  const models = registry.list().map((m) => m.name);
-  const consumer = tasks.consumer(pipeline, { ...config.worker, models }, logger, metrics);
+  const consumer = tasks.consumer(pipeline, { ...config.worker, models: registry.list().map((m) => m.ref) }, logger, metrics);
   consumer.start();
-  await tasks.workers.start(
-    {
-      id: workerId,
-      hostname: hostname(),
-      pid: process.pid,
-      models,
-      providers: Object.fromEntries(registry.list().map((m) => [m.name, m.session.provider])),
-      startedAt: new Date().toISOString(),
+  const startedAt = new Date().toISOString();
+  // What the heartbeat says: the versions whose queues this worker takes from.
+  const announcement = () => {
+    const models = consumer.serving();
+    return { id: workerId, hostname: hostname(), pid: process.pid, models, providers: Object.fromEntries(models.map((ref) => [ref, registry.get(ref).session.provider])), startedAt };
+  };
+  await tasks.workers.start(announcement(), (err) => logger.warn('heartbeat failed', { error: (err as Error).message }));
+  const announce = () => tasks.workers.update(announcement()).catch((err: Error) => logger.warn('heartbeat failed', { error: err.message }));
+
+  // Hot reload: new versions load (and warm up) before their queues are taken; a removed
+  // version takes its queued work to the end, then its session is released.
+  const retiring = new Set<string>();
+  const models = watchModels(
+    config.models.dir,
+    async () => {
+      const { changes, added, gone } = await reload();
+      for (const { dir, error } of changes.refused) logger.error('model folder refused; what was served from it stays', { dir, error: error.message });
+      for (const ref of added) {
+        consumer.serve(ref);
+        logger.info('model version serving', modelLabels(ref));
+      }
+      if (added.length > 0) await announce();
+      for (const ref of gone.filter((r) => !retiring.has(r))) {
+        retiring.add(ref);
+        logger.info('model version removed: taking its queued work, then releasing it', modelLabels(ref));
+        void (async () => {
+          if (await consumer.retire(ref, () => !registry.catalog.has(ref))) {
+            await registry.remove(ref);
+            await announce();
+          }
+        })()
+          .catch((err: Error) => logger.error('model version retirement failed', { ...modelLabels(ref), error: err.message }))
+          .finally(() => retiring.delete(ref));
+      }
     },
-    (err) => logger.warn('heartbeat failed', { error: (err as Error).message }),
+    { watch: config.models.watch, debounceMs: config.models.reloadDebounceMs, onError: (err) => logger.error('model reload failed', { error: err.message }) },
   );
+  process.on('SIGHUP', () => {
+    logger.info('SIGHUP: reloading models');
+    void models.reload();
+  });
   const metricsServer = config.worker.metricsPort > 0 ? await serveMetrics(metrics.registry, config.worker.metricsPort) : undefined;
-  logger.info('worker ready', { models, metrics_port: config.worker.metricsPort || undefined, chunk_concurrency: config.worker.chunkConcurrency, fetch_concurrency: config.worker.fetchConcurrency });
+  logger.info('worker ready', { models: consumer.serving(), metrics_port: config.worker.metricsPort || undefined, chunk_concurrency: config.worker.chunkConcurrency, fetch_concurrency: config.worker.fetchConcurrency });
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info('stopping: no new chunks, finishing those in flight', { signal });
+    models.close();
     await consumer.close();
     metricsServer?.close();
     await tasks.workers.stop(workerId).catch((err: Error) => logger.warn('could not withdraw the heartbeat; it expires by itself', { error: err.message }));

@@ -7,6 +7,7 @@ export { errorBody } from './error-body';
 export type { ErrorBody, ErrorDetail } from './error-body';
 export { BUCKET_NAME, folderUriSchema } from './object-uri.schema';
 export { imageError } from './result-line';
+export { compareVersions, modelLabels, modelRef, parseModelSpec } from './model-ref';
 export type { ImageResult, Prediction } from './result-line';
 export {
   batchFormSchema,

@@ -61,6 +61,7 @@ export const taskViewSchema = z
     task_id: z.uuid(),
     status: taskStatusSchema,
     model: z.string(),
+    model_version: z.string().optional().describe('The version of `model` the task runs on, fixed when it was submitted.'),
     progress: taskProgressSchema,
     source: z.string().optional().describe("A `source` task's prefix."),
     listing_complete: z.boolean().optional().describe('Whether the `source` prefix has been listed to its end.'),

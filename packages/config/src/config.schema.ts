@@ -47,8 +47,15 @@ const simulatedDevice = z
 export const VARIABLES = {
   LOG_LEVEL: { schema: z.enum(['error', 'warn', 'info', 'debug']), default: 'info', path: 'log.level', doc: 'Lowest log level written.' },
   LOG_FORMAT: { schema: z.enum(['json', 'pretty']), default: 'json', path: 'log.format', doc: 'JSON lines, or readable lines for a terminal.' },
-  MODELS_DIR: { schema: z.string().min(1), default: 'models', path: 'models.dir', doc: 'Folder with one sub-folder per model (model.onnx, manifest.json, labels.txt).' },
-  DEFAULT_MODEL: { schema: z.string().min(1), default: 'fashion-vgg', path: 'models.defaultModel', doc: 'Model used when a request names none.' },
+  MODELS_DIR: {
+    schema: z.string().min(1),
+    default: 'models',
+    path: 'models.dir',
+    doc: 'Folder with a sub-folder per model: `NAME/VERSION/` (model.onnx, manifest.json, labels.txt, optional metrics.json), or a flat `NAME/` as version 1. Watched: versions added, changed or removed load and retire without a restart (also on SIGHUP).',
+  },
+  DEFAULT_MODEL: { schema: z.string().min(1), default: 'fashion-vgg', path: 'models.defaultModel', doc: 'Model used when a request names none: `NAME` (its default version) or `NAME@VERSION`.' },
+  MODELS_WATCH: { schema: bool, default: 'true', path: 'models.watch', doc: 'Watch `MODELS_DIR` and reload on changes; when false only SIGHUP reloads.' },
+  MODELS_RELOAD_DEBOUNCE_MS: { schema: int(0, 600_000), default: '1000', path: 'models.reloadDebounceMs', doc: 'Quiet time after the last change under `MODELS_DIR` before reloading, so a folder being copied settles first.' },
   EXECUTION_PROVIDERS: { schema: providerList, default: 'cpu', path: 'inference.providers', doc: 'Comma list tried in order: `tensorrt`, `cuda`, `cpu`. CPU is the fallback when a provider cannot load.' },
   CUDA_DEVICE_ID: { schema: int(0), default: '0', path: 'inference.deviceId', doc: 'GPU used by the CUDA and TensorRT providers.' },
   INTRA_OP_THREADS: { schema: int(0, 1024), default: '0', path: 'inference.intraOpThreads', doc: 'onnxruntime threads inside one operator; 0 = one per CPU available to the process.' },
@@ -119,7 +126,7 @@ export const VARIABLES = {
   MAX_STALLED_COUNT: { schema: int(0, 100), default: '3', path: 'worker.maxStalledCount', doc: 'Times a chunk may be orphaned by a dying worker and taken up again before its task fails.' },
   DRAIN_TIMEOUT_MS: { schema: int(0, 3_600_000), default: '60000', path: 'worker.drainTimeoutMs', doc: 'On SIGTERM, how long a worker lets its chunks in flight finish before leaving them to other workers.' },
   WORKER_METRICS_PORT: { schema: int(0, 65535), default: '9464', path: 'worker.metricsPort', doc: 'Port where a worker serves `GET /metrics` (Prometheus); 0 = none. Give each worker on one host its own.' },
-  WORKER_MODELS: { schema: list, default: '', path: 'worker.models', doc: 'Comma list of models a worker serves; empty = every model in `MODELS_DIR`.' },
+  WORKER_MODELS: { schema: list, default: '', path: 'worker.models', doc: 'Comma list of models a worker serves, `NAME` (every version) or `NAME@VERSION`; empty = every model in `MODELS_DIR`.' },
   VISIONQ_BENCH_SIMULATED_DEVICE: {
     schema: simulatedDevice,
     default: '',

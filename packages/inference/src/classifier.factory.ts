@@ -1,5 +1,6 @@
 import type { Config } from '@visionq/config';
 import { ImagePreprocessor } from '@visionq/imaging';
+import { ModelCatalog, type CatalogChanges } from '@visionq/models';
 import type { Logger } from '@visionq/observability';
 import { ImageClassifier } from './image-classifier';
 import { InferenceEngine } from './inference-engine';
@@ -12,13 +13,25 @@ export interface Classifier {
   readonly registry: ModelRegistry;
   readonly engine: InferenceEngine;
   readonly classifier: ImageClassifier;
+  /**
+   * Reads the models directory again: new versions load (and warm up) before they serve, a
+   * changed one is replaced once loaded. `gone` are versions removed from the directory,
+   * still served: the caller stops taking their work, then calls `registry.remove`.
+   */
+  reload(): Promise<ModelReload>;
   /** Refuses new images, finishes those queued, releases the sessions. Idempotent. */
   close(): Promise<void>;
 }
 
+export interface ModelReload {
+  changes: CatalogChanges;
+  added: string[];
+  gone: string[];
+}
+
 export interface OpenClassifierOptions {
   logger: Logger;
-  /** Load only these models; default: every model of `config.models.dir`. */
+  /** Load only these models (`NAME` or `NAME@VERSION`); default: every model of `config.models.dir`. */
   only?: string[];
   /** Run each preferred batch size once per model before serving; default `config.inference.warmup`. */
   warmup?: boolean;
@@ -37,13 +50,15 @@ export async function openClassifier(
   const simulated = config.bench?.simulatedDevice;
   if (simulated) options.logger.warn('serving on a simulated device (VISIONQ_BENCH_SIMULATED_DEVICE, bench only): predictions are not real', { ms_per_batch: simulated.msPerBatch, ms_per_image: simulated.msPerImage });
   const backend = simulated ? SimulatedSession.backend(simulated) : onnxSessionBackend;
-  const registry = await ModelRegistry.load(config.models.dir, config.inference, { only: options.only, logger: options.logger, backend });
+  const catalog = await ModelCatalog.load(config.models.dir);
+  const registry = await ModelRegistry.load(catalog, config.inference, { only: options.only, logger: options.logger, backend });
   const engine = new InferenceEngine(registry, {
     batching: config.batching,
     warmup: options.warmup ?? config.inference.warmup,
     logger: options.logger,
     onBatch: options.onBatch,
   });
+  registry.hooks = { loaded: (model) => engine.warmUp(model), retired: (model) => engine.drop(model) };
   try {
     await engine.start();
   } catch (err) {
@@ -57,6 +72,10 @@ export async function openClassifier(
     registry,
     engine,
     classifier,
+    async reload() {
+      const changes = await catalog.reload();
+      return { changes, ...(await registry.sync(changes)) };
+    },
     close: () =>
       (closing ??= (async () => {
         await engine.stop();

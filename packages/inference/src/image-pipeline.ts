@@ -1,7 +1,7 @@
 import { ErrorCode, imageError, VisionqError, type ImageResult } from '@visionq/api';
 import { ObjectAccessDeniedError, ObjectNotFoundError, ObjectTooLargeError, type ObjectStore } from '@visionq/object-store';
 import type { ConcurrencyGate } from './concurrency-gate';
-import type { ImageClassifier } from './image-classifier';
+import { ranBy, type ImageClassifier } from './image-classifier';
 
 /**
  * One image from URI to result line: fetch and preprocess under the gate (which bounds
@@ -11,7 +11,7 @@ import type { ImageClassifier } from './image-classifier';
  * An image the store does not have, refuses, holds too large or cannot address becomes
  * that image's error line; a store that cannot be reached throws, so the chunk is retried.
  */
-/** Told how long each image's stages took, and of each error line: for metrics. */
+/** Told how long each image's stages took, and of each error line, with the version's ref: for metrics. */
 export interface PipelineObserver {
   fetched(model: string, seconds: number): void;
   decoded(model: string, seconds: number): void;
@@ -27,24 +27,29 @@ export class ImagePipeline {
     private readonly observer?: PipelineObserver,
   ) {}
 
-  /** `signal` aborts images not yet fetched (their chunk's task was cancelled); the call then rejects with its reason. */
+  /**
+   * `model` is the version's ref (`NAME@VERSION`) or a name. `signal` aborts images not yet
+   * fetched (their chunk's task was cancelled); the call then rejects with its reason.
+   */
   async classify(uri: string, model: string, k: number, options: { urgent?: boolean; signal?: AbortSignal } = {}): Promise<ImageResult> {
-    const prepared = await this.gate.run(async () => {
-      options.signal?.throwIfAborted();
-      return this.classifier.preparing(model, async () => {
-        let started = performance.now();
-        const bytes = await this.fetch(uri);
-        this.observer?.fetched(model, (performance.now() - started) / 1000);
-        if (!Buffer.isBuffer(bytes)) return bytes;
-        started = performance.now();
-        const prepared = await this.classifier.prepare(uri, bytes, model);
-        this.observer?.decoded(model, (performance.now() - started) / 1000);
-        return prepared;
-      });
-    }, options);
-    const result = 'pixels' in prepared ? await this.classifier.infer(prepared, k, options) : prepared;
-    if ('error' in result) this.observer?.failed(model, result.error.code);
-    return result;
+    return this.classifier.use(model, async (loaded) => {
+      const prepared = await this.gate.run(async () => {
+        options.signal?.throwIfAborted();
+        return this.classifier.preparing(loaded.ref, async () => {
+          let started = performance.now();
+          const bytes = await this.fetch(uri);
+          this.observer?.fetched(loaded.ref, (performance.now() - started) / 1000);
+          if (!Buffer.isBuffer(bytes)) return ranBy(loaded, bytes);
+          started = performance.now();
+          const prepared = await this.classifier.prepare(uri, bytes, loaded);
+          this.observer?.decoded(loaded.ref, (performance.now() - started) / 1000);
+          return prepared;
+        });
+      }, options);
+      const result = 'pixels' in prepared ? await this.classifier.infer(prepared, k, options) : prepared;
+      if ('error' in result) this.observer?.failed(loaded.ref, result.error.code);
+      return result;
+    });
   }
 
   private async fetch(uri: string): Promise<Buffer | ImageResult> {

@@ -1,88 +1,122 @@
+import { modelLabels } from '@visionq/api';
 import type { PreprocessSpec } from '@visionq/imaging';
-import { modelNotFound, readModelCatalog, type ModelManifest } from '@visionq/models';
+import { ModelCatalog, modelNotFound, type CatalogChanges, type ModelFolder, type ModelManifest, type ModelMetrics } from '@visionq/models';
 import type { Logger } from '@visionq/observability';
 import { checkGraph } from './graph-check';
 import { onnxSessionBackend, type Session, type SessionBackend } from './session-backend';
 import type { SessionSettings } from './session-settings';
 
-/** A model ready to serve: its declared contract, labels and a live session. */
+/** A model version ready to serve: its declared contract, labels and a live session. */
 export interface LoadedModel {
+  /** `name@version`. */
+  ref: string;
   name: string;
   version: string;
   dir: string;
+  /** The folder's stamp when it was loaded: a reload replaces the version when it changes. */
+  stamp: string;
   manifest: ModelManifest;
   labels: string[];
   spec: PreprocessSpec;
+  metrics?: ModelMetrics;
   session: Session;
   /** The graph's fixed batch size; undefined when the batch axis is dynamic. */
   fixedBatchSize?: number;
 }
 
-/** How `GET /models` and `visionq models` describe a model. */
+/** How `visionq models` describes a loaded version. */
 export interface ModelDescription {
   name: string;
   version: string;
+  ref: string;
   description?: string;
   input: { name: string; shape: Array<number | string> };
   classes: number;
   provider: string;
+  /** `metrics.json`, as written. */
+  metrics?: ModelMetrics;
 }
 
 export interface RegistryLoadOptions {
-  /** Load only these model names (others are still read and checked). Default: all. */
+  /** Load only these models: `NAME` (every version) or `NAME@VERSION`; others are still read and checked. Default: all. */
   only?: string[];
   logger: Logger;
   /** Where sessions come from. Default: onnxruntime (`onnxSessionBackend`). */
   backend?: SessionBackend;
 }
 
+/** Told of each version before it serves (warm-up) and after its last use (drop its batcher). */
+export interface RegistryHooks {
+  loaded?(model: LoadedModel): Promise<void>;
+  retired?(model: LoadedModel): Promise<void>;
+}
+
 /**
- * Every model under one models directory. Each sub-folder holding a `manifest.json` is a
- * model; its manifest is checked against the ONNX graph before anything is served. The
- * registry owns the sessions and releases them in `release()`.
+ * The model versions one process serves, from the catalog of its models directory. Each
+ * manifest is checked against its ONNX graph before anything is served. The registry owns
+ * the sessions: a version replaced or removed stops taking new work at once, and its
+ * session is released only when the work that took it (`use`) has finished.
  */
 export class ModelRegistry {
-  private constructor(private readonly models: Map<string, LoadedModel>) {}
+  private readonly models = new Map<string, LoadedModel>();
+  /** Work in flight per version, and what waits for a retired version's last one. */
+  private readonly users = new Map<LoadedModel, number>();
+  private readonly idle = new Map<LoadedModel, () => void>();
+  private readonly retiring = new Set<Promise<void>>();
+  hooks: RegistryHooks = {};
 
-  static async load(modelsDir: string, settings: SessionSettings, options: RegistryLoadOptions): Promise<ModelRegistry> {
-    const byName = new Map((await readModelCatalog(modelsDir)).map((folder) => [folder.manifest.name, folder]));
-    for (const name of options.only ?? []) {
-      if (!byName.has(name)) throw modelNotFound(name, [...byName.keys()]);
+  private constructor(
+    readonly catalog: ModelCatalog,
+    private readonly settings: SessionSettings,
+    private readonly options: RegistryLoadOptions,
+  ) {}
+
+  /** Loads every wanted version; any that fails is an error (and nothing stays loaded). */
+  static async load(source: ModelCatalog | string, settings: SessionSettings, options: RegistryLoadOptions): Promise<ModelRegistry> {
+    const catalog = typeof source === 'string' ? await ModelCatalog.load(source) : source;
+    const all = catalog.all();
+    for (const spec of options.only ?? []) {
+      if (!all.some((f) => f.name === spec || f.ref === spec)) throw modelNotFound(spec, all.map((f) => f.ref));
     }
-    const backend = options.backend ?? onnxSessionBackend;
-    const models = new Map<string, LoadedModel>();
+    const registry = new ModelRegistry(catalog, settings, options);
     try {
-      for (const folder of byName.values()) {
-        if (options.only && !options.only.includes(folder.manifest.name)) continue;
-        const session = await backend.create(folder, settings);
-        const model: LoadedModel = {
-          name: folder.manifest.name,
-          version: folder.manifest.version,
-          dir: folder.dir,
-          manifest: folder.manifest,
-          labels: folder.labels,
-          spec: folder.spec,
-          session,
-        };
-        models.set(model.name, model);
-        Object.assign(model, checkGraph(folder.manifest, folder.labels.length, session.inputs, session.outputs));
-        for (const fallback of session.fallbacks) {
-          options.logger.warn('execution provider unavailable, falling back', { model: model.name, provider: fallback.provider, reason: fallback.reason });
-        }
-        options.logger.info('model loaded', { model: model.name, version: model.version, provider: session.provider });
-      }
+      for (const folder of all) if (registry.wanted(folder)) registry.models.set(folder.ref, await registry.open(folder));
     } catch (err) {
-      await Promise.all([...models.values()].map((m) => m.session.release()));
+      await registry.release();
       throw err;
     }
-    return new ModelRegistry(models);
+    return registry;
   }
 
-  /** The model called `name`; `model_not_found` when none is loaded under that name. */
-  get(name: string): LoadedModel {
-    const model = this.models.get(name);
-    if (!model) throw modelNotFound(name, [...this.models.keys()]);
+  /** The version `spec` names (`NAME@VERSION`, or `NAME` for its default version); `model_not_found` when not loaded here. */
+  get(spec: string | undefined): LoadedModel {
+    const exact = spec === undefined ? undefined : this.models.get(spec);
+    if (exact) return exact;
+    let ref: string | undefined;
+    try {
+      ref = this.catalog.resolve(spec).ref;
+    } catch {
+      ref = undefined;
+    }
+    const model = ref === undefined ? undefined : this.models.get(ref);
+    if (!model) throw modelNotFound(spec ?? '(default)', [...this.models.keys()]);
     return model;
+  }
+
+  /** Runs `work` with the version `spec` names; while it runs, that version's session is not released. */
+  async use<T>(spec: string, work: (model: LoadedModel) => Promise<T>): Promise<T> {
+    const model = this.get(spec);
+    this.users.set(model, (this.users.get(model) ?? 0) + 1);
+    try {
+      return await work(model);
+    } finally {
+      const left = this.users.get(model)! - 1;
+      if (left > 0) this.users.set(model, left);
+      else {
+        this.users.delete(model);
+        this.idle.get(model)?.();
+      }
+    }
   }
 
   list(): LoadedModel[] {
@@ -95,15 +129,101 @@ export class ModelRegistry {
       return {
         name: m.name,
         version: m.version,
+        ref: m.ref,
         ...(m.manifest.description ? { description: m.manifest.description } : {}),
         input: { name: input.name, shape: input.shape },
         classes: m.labels.length,
         provider: m.session.provider,
+        ...(m.metrics ? { metrics: m.metrics } : {}),
       };
     });
   }
 
+  /**
+   * Applies a catalog reload: loads new versions and replaces changed ones (the old session
+   * finishes its work first). A version that fails to load is refused with a log line and
+   * leaves what was served as it was. Returns the refs now served that were not, and those
+   * gone from the catalog: the caller stops taking their work, then calls `remove`.
+   */
+  async sync(changes: CatalogChanges): Promise<{ added: string[]; gone: string[] }> {
+    const added: string[] = [];
+    for (const folder of [...changes.added, ...changes.replaced]) {
+      if (!this.wanted(folder)) continue;
+      let model: LoadedModel;
+      try {
+        model = await this.open(folder);
+      } catch (err) {
+        this.options.logger.error('model version refused: it does not load; what was served stays', { model: folder.ref, dir: folder.dir, error: (err as Error).message });
+        continue;
+      }
+      const old = this.models.get(folder.ref);
+      this.models.set(folder.ref, model);
+      if (old) {
+        this.options.logger.info('model version replaced: new work goes to the new files; the old session finishes its batches', { model: folder.ref });
+        this.retire(old);
+      } else {
+        added.push(folder.ref);
+      }
+    }
+    return { added, gone: changes.removed.map((f) => f.ref).filter((ref) => this.models.has(ref)) };
+  }
+
+  /** Stops serving `ref`; resolves once its work in flight has finished and its session is released. */
+  async remove(ref: string): Promise<void> {
+    const model = this.models.get(ref);
+    if (!model) return;
+    this.models.delete(ref);
+    await this.retire(model);
+  }
+
+  /** Releases every session, waiting for those retiring. Idempotent. */
   async release(): Promise<void> {
+    await Promise.all([...this.retiring]);
     await Promise.all(this.list().map((m) => m.session.release()));
+  }
+
+  private wanted(folder: ModelFolder): boolean {
+    return !this.options.only || this.options.only.some((spec) => spec === folder.name || spec === folder.ref);
+  }
+
+  private async open(folder: ModelFolder): Promise<LoadedModel> {
+    const session = await (this.options.backend ?? onnxSessionBackend).create(folder, this.settings);
+    const model: LoadedModel = {
+      ref: folder.ref,
+      name: folder.name,
+      version: folder.version,
+      dir: folder.dir,
+      stamp: folder.stamp,
+      manifest: folder.manifest,
+      labels: folder.labels,
+      spec: folder.spec,
+      ...(folder.metrics ? { metrics: folder.metrics } : {}),
+      session,
+    };
+    try {
+      Object.assign(model, checkGraph(folder.manifest, folder.labels.length, session.inputs, session.outputs));
+      for (const fallback of session.fallbacks) {
+        this.options.logger.warn('execution provider unavailable, falling back', { ...modelLabels(model.ref), provider: fallback.provider, reason: fallback.reason });
+      }
+      await this.hooks.loaded?.(model);
+    } catch (err) {
+      await session.release();
+      throw err;
+    }
+    this.options.logger.info('model loaded', { ...modelLabels(model.ref), provider: session.provider });
+    return model;
+  }
+
+  private retire(model: LoadedModel): Promise<void> {
+    const done = (async () => {
+      if (this.users.has(model)) await new Promise<void>((resolve) => this.idle.set(model, resolve));
+      this.idle.delete(model);
+      await this.hooks.retired?.(model);
+      await model.session.release();
+      this.options.logger.info('model version released', { ...modelLabels(model.ref) });
+    })();
+    this.retiring.add(done);
+    void done.finally(() => this.retiring.delete(done));
+    return done;
   }
 }

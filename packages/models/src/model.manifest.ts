@@ -17,10 +17,14 @@ import { z } from 'zod';
  * `output.activation`: `softmax` when the graph returns logits (visionq applies softmax),
  * `none` when it already returns probabilities.
  */
+/** A version folder's name. */
+export const VERSION = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
 export const manifestSchema = z
   .object({
     name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'lower-case letters, digits, ".", "_" and "-"'),
-    version: z.string().min(1),
+    // A versioned folder's version is its folder's name: when given here it must be that name. A flat folder's, or `1`.
+    version: z.string().regex(VERSION, 'letters, digits, ".", "_" and "-"').optional(),
     description: z.string().optional(),
     input: z.object({
       name: z.string().min(1),
@@ -54,3 +58,17 @@ export const manifestSchema = z
   .strict();
 
 export type ModelManifest = z.infer<typeof manifestSchema>;
+
+/**
+ * `metrics.json` beside a trained model (written by `visionq train`): its evaluation on the
+ * validation split. Only the summary fields are read; the rest is shown as written.
+ */
+export const modelMetricsSchema = z.looseObject({
+  split: z.string().optional(),
+  images: z.number().int().min(0).optional(),
+  accuracy: z.number().min(0).max(1).optional(),
+  cohen_kappa: z.number().min(-1).max(1).optional(),
+  per_class: z.array(z.looseObject({ label: z.string(), precision: z.number().nullable(), recall: z.number().nullable(), support: z.number().int().min(0) })).optional(),
+});
+
+export type ModelMetrics = z.infer<typeof modelMetricsSchema>;

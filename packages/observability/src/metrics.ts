@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { modelLabels } from '@visionq/api';
 
 export { Registry as MetricsRegistry } from 'prom-client';
 
@@ -13,11 +14,12 @@ export function createMetricsRegistry(service: 'gateway' | 'worker'): Registry {
 /** What the gateway reads at scrape time. Both calls should answer fast; a failure leaves the gauge unset. */
 export interface GatewaySources {
   /**
-   * Per model: images of unfinished tasks not done yet (waiting, delayed or running), what
-   * an autoscaler (KEDA) scales workers on; and the age of its oldest unfinished task.
+   * Per model version (`NAME@VERSION`): images of unfinished tasks not done yet (waiting,
+   * delayed or running), what an autoscaler (KEDA) scales workers on; and the age of its
+   * oldest unfinished task.
    */
   backlog(): Promise<Record<string, { images: number; oldestAgeSeconds: number | null }>>;
-  /** Worker replicas whose heartbeat is current: how many, and how many serve each model (every model listed, 0 included). */
+  /** Worker replicas whose heartbeat is current: how many, and how many serve each model version (every version listed, 0 included). */
   liveWorkers(): Promise<{ total: number; byModel: Record<string, number> }>;
   /** Resolves when Redis answers. */
   pingRedis(): Promise<unknown>;
@@ -27,7 +29,7 @@ export interface GatewaySources {
 export class GatewayMetrics {
   readonly requests: Counter<'method' | 'route' | 'status'>;
   readonly requestSeconds: Histogram<'method' | 'route'>;
-  readonly tasksSubmitted: Counter<'model' | 'kind'>;
+  readonly tasksSubmitted: Counter<'model' | 'version' | 'kind'>;
   readonly callbacks: Counter<'outcome'>;
   readonly errors: Counter<'code'>;
 
@@ -43,7 +45,7 @@ export class GatewayMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: [registry],
     });
-    this.tasksSubmitted = new Counter({ name: 'visionq_tasks_submitted_total', help: 'Tasks accepted', labelNames: ['model', 'kind'], registers: [registry] });
+    this.tasksSubmitted = new Counter({ name: 'visionq_tasks_submitted_total', help: 'Tasks accepted', labelNames: ['model', 'version', 'kind'], registers: [registry] });
     this.callbacks = new Counter({ name: 'visionq_callbacks_total', help: 'Callback attempts: delivered, retried (will try again), failed (given up); progress callbacks progress_sent or progress_dropped', labelNames: ['outcome'], registers: [registry] });
     this.errors = new Counter({ name: 'visionq_http_errors_total', help: 'Error bodies answered (by the routes or to requests Node refused), by error code', labelNames: ['code'], registers: [registry] });
     new Gauge({
@@ -60,23 +62,23 @@ export class GatewayMetrics {
     const backlog = () => (reading ??= sources.backlog().catch(() => ({})).finally(() => setImmediate(() => (reading = undefined))));
     new Gauge({
       name: 'visionq_queue_backlog',
-      help: 'Images of unfinished tasks not done yet (waiting, delayed or running), per model',
-      labelNames: ['model'],
+      help: 'Images of unfinished tasks not done yet (waiting, delayed or running), per model version',
+      labelNames: ['model', 'version'],
       registers: [registry],
       async collect() {
         this.reset();
         // A scrape must not fail while Redis is down: no series then reads as "unknown".
-        for (const [model, { images }] of Object.entries(await backlog())) this.set({ model }, images);
+        for (const [ref, { images }] of Object.entries(await backlog())) this.set(modelLabels(ref), images);
       },
     });
     new Gauge({
       name: 'visionq_queue_oldest_seconds',
-      help: 'Age of the oldest unfinished task, per model (0 when none)',
-      labelNames: ['model'],
+      help: 'Age of the oldest unfinished task, per model version (0 when none)',
+      labelNames: ['model', 'version'],
       registers: [registry],
       async collect() {
         this.reset();
-        for (const [model, { oldestAgeSeconds }] of Object.entries(await backlog())) this.set({ model }, oldestAgeSeconds ?? 0);
+        for (const [ref, { oldestAgeSeconds }] of Object.entries(await backlog())) this.set(modelLabels(ref), oldestAgeSeconds ?? 0);
       },
     });
     // One read of the heartbeats per scrape serves both gauges.
@@ -96,12 +98,12 @@ export class GatewayMetrics {
     });
     new Gauge({
       name: 'visionq_model_workers_live',
-      help: 'Worker replicas whose heartbeat is current, per model they serve',
-      labelNames: ['model'],
+      help: 'Worker replicas whose heartbeat is current, per model version they serve',
+      labelNames: ['model', 'version'],
       registers: [registry],
       async collect() {
         this.reset();
-        for (const [model, count] of Object.entries((await liveWorkers())?.byModel ?? {})) this.set({ model }, count);
+        for (const [ref, count] of Object.entries((await liveWorkers())?.byModel ?? {})) this.set(modelLabels(ref), count);
       },
     });
   }
@@ -109,34 +111,34 @@ export class GatewayMetrics {
 
 /** A worker's series, served on its metrics port. */
 export class WorkerMetrics {
-  readonly images: Counter<'model' | 'outcome'>;
+  readonly images: Counter<'model' | 'version' | 'outcome'>;
   readonly chunks: Counter<'outcome'>;
   readonly chunkSeconds: Histogram;
-  readonly batchSize: Histogram<'model'>;
-  readonly inferenceSeconds: Histogram<'model'>;
-  readonly fetchSeconds: Histogram<'model'>;
-  readonly decodeSeconds: Histogram<'model'>;
-  readonly batchFill: Histogram<'model'>;
-  readonly sessionBusySeconds: Counter<'model'>;
-  readonly imageErrors: Counter<'model' | 'code'>;
+  readonly batchSize: Histogram<'model' | 'version'>;
+  readonly inferenceSeconds: Histogram<'model' | 'version'>;
+  readonly fetchSeconds: Histogram<'model' | 'version'>;
+  readonly decodeSeconds: Histogram<'model' | 'version'>;
+  readonly batchFill: Histogram<'model' | 'version'>;
+  readonly sessionBusySeconds: Counter<'model' | 'version'>;
+  readonly imageErrors: Counter<'model' | 'version' | 'code'>;
 
   constructor(readonly registry: Registry) {
     const stageBuckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
-    this.fetchSeconds = new Histogram({ name: 'visionq_fetch_duration_seconds', help: 'Time to read one image from the object store', labelNames: ['model'], buckets: stageBuckets, registers: [registry] });
-    this.decodeSeconds = new Histogram({ name: 'visionq_decode_duration_seconds', help: 'Time to decode and preprocess one image', labelNames: ['model'], buckets: stageBuckets, registers: [registry] });
-    this.batchFill = new Histogram({ name: 'visionq_batch_fill_ratio', help: 'Images of a batch over the largest batch the model takes', labelNames: ['model'], buckets: [0.125, 0.25, 0.5, 0.75, 0.99, 1], registers: [registry] });
+    this.fetchSeconds = new Histogram({ name: 'visionq_fetch_duration_seconds', help: 'Time to read one image from the object store', labelNames: ['model', 'version'], buckets: stageBuckets, registers: [registry] });
+    this.decodeSeconds = new Histogram({ name: 'visionq_decode_duration_seconds', help: 'Time to decode and preprocess one image', labelNames: ['model', 'version'], buckets: stageBuckets, registers: [registry] });
+    this.batchFill = new Histogram({ name: 'visionq_batch_fill_ratio', help: 'Images of a batch over the largest batch the model takes', labelNames: ['model', 'version'], buckets: [0.125, 0.25, 0.5, 0.75, 0.99, 1], registers: [registry] });
     // rate() of this is the session's busy ratio: the share of time the model computes.
-    this.sessionBusySeconds = new Counter({ name: 'visionq_session_busy_seconds_total', help: 'Time the model session spent running batches', labelNames: ['model'], registers: [registry] });
-    this.images = new Counter({ name: 'visionq_images_total', help: 'Images classified (succeeded) or given an error line (failed)', labelNames: ['model', 'outcome'], registers: [registry] });
+    this.sessionBusySeconds = new Counter({ name: 'visionq_session_busy_seconds_total', help: 'Time the model session spent running batches', labelNames: ['model', 'version'], registers: [registry] });
+    this.images = new Counter({ name: 'visionq_images_total', help: 'Images classified (succeeded) or given an error line (failed)', labelNames: ['model', 'version', 'outcome'], registers: [registry] });
     // Per run of an image: a chunk retried after a fault counts its error lines again (visionq_images_total does not).
-    this.imageErrors = new Counter({ name: 'visionq_image_errors_total', help: 'Error lines given to images, by error code', labelNames: ['model', 'code'], registers: [registry] });
+    this.imageErrors = new Counter({ name: 'visionq_image_errors_total', help: 'Error lines given to images, by error code', labelNames: ['model', 'version', 'code'], registers: [registry] });
     this.chunks = new Counter({ name: 'visionq_chunks_total', help: 'Chunks run: done, skipped (already counted or task ended), error (will retry)', labelNames: ['outcome'], registers: [registry] });
     this.chunkSeconds = new Histogram({ name: 'visionq_chunk_duration_seconds', help: 'Time to run one chunk', buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300], registers: [registry] });
-    this.batchSize = new Histogram({ name: 'visionq_batch_size', help: 'Images per inference batch', labelNames: ['model'], buckets: [1, 2, 4, 8, 16, 32, 64, 128], registers: [registry] });
+    this.batchSize = new Histogram({ name: 'visionq_batch_size', help: 'Images per inference batch', labelNames: ['model', 'version'], buckets: [1, 2, 4, 8, 16, 32, 64, 128], registers: [registry] });
     this.inferenceSeconds = new Histogram({
       name: 'visionq_inference_duration_seconds',
       help: 'Time of one batch in the model session',
-      labelNames: ['model'],
+      labelNames: ['model', 'version'],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     });

@@ -1,4 +1,4 @@
-import { isTerminal, type ImageResult } from '@visionq/api';
+import { isTerminal, modelLabels, type ImageResult } from '@visionq/api';
 import type { Logger, WorkerMetrics } from '@visionq/observability';
 import { jobLogFields, type ChunkJobData } from './queue.jobs';
 import { ResultStore } from './result.store';
@@ -41,7 +41,7 @@ export class ChunkProcessor {
   ) {}
 
   async process(chunk: ChunkJobData, options: { urgent: boolean }): Promise<ChunkOutcome> {
-    const log = this.logger.child({ ...jobLogFields(chunk), chunk: chunk.index, model: chunk.model, ...(chunk.round ? { round: chunk.round } : {}) });
+    const log = this.logger.child({ ...jobLogFields(chunk), chunk: chunk.index, ...modelLabels(chunk.model), ...(chunk.round ? { round: chunk.round } : {}) });
     const claimed = await this.claim(chunk, options.urgent);
     if (!claimed) {
       this.metrics.chunks.inc({ outcome: 'skipped' });
@@ -79,8 +79,8 @@ export class ChunkProcessor {
     const ran = previous ? previous.filter((line) => 'error' in line).length : results.length;
     this.metrics.chunks.inc({ outcome: 'done' });
     this.metrics.chunkSeconds.observe(seconds);
-    this.metrics.images.inc({ model: chunk.model, outcome: 'succeeded' }, ran - failed);
-    this.metrics.images.inc({ model: chunk.model, outcome: 'failed' }, failed);
+    this.metrics.images.inc({ ...modelLabels(chunk.model), outcome: 'succeeded' }, ran - failed);
+    this.metrics.images.inc({ ...modelLabels(chunk.model), outcome: 'failed' }, failed);
     log.info(previous ? 'failed images run again' : 'chunk done', { images: ran, failed, ms: Math.round(seconds * 1000), commit: outcome });
     return { status: 'done', succeeded, failed, results: options.urgent ? results : undefined };
   }

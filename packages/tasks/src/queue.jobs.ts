@@ -2,9 +2,9 @@ import { UnrecoverableError, type JobsOptions } from 'bullmq';
 import { ErrorCode, VisionqError } from '@visionq/api';
 
 /**
- * Queues, per model, so a worker takes only work for models it serves:
- * - `chunks-<model>`: batch work, jobs `chunk` (images to classify) and `list` (one page of a `source` prefix);
- * - `predict-<model>`: `POST /predict`, a client waiting; workers take these first.
+ * Queues, per model version (`NAME@VERSION`), so a worker takes only work for versions it has loaded:
+ * - `chunks-<ref>`: batch work, jobs `chunk` (images to classify) and `list` (one page of a `source` prefix);
+ * - `predict-<ref>`: `POST /predict`, a client waiting; workers take these first.
  */
 export function chunkQueueName(model: string): string {
   return `chunks-${model}`;
@@ -21,6 +21,7 @@ export enum JobName {
 
 /** What every job of a task carries from it: how to classify, where to write, and whose it is (for its log lines). */
 export interface JobParams {
+  /** `NAME@VERSION`. */
   model: string;
   topK: number;
   output: string;

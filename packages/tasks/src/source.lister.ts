@@ -1,4 +1,4 @@
-import { ErrorCode, isTerminal, VisionqError } from '@visionq/api';
+import { ErrorCode, isTerminal, modelLabels, VisionqError } from '@visionq/api';
 import type { Config } from '@visionq/config';
 import type { Logger } from '@visionq/observability';
 import { ObjectAccessDeniedError, ObjectNotFoundError, type ObjectStore } from '@visionq/object-store';
@@ -44,6 +44,6 @@ export class SourceLister {
       await this.queue.addList({ ...job, page: job.page + 1, cursor: page.nextCursor, firstChunk: job.firstChunk + chunks.length });
     }
     const outcome = await this.tasks.commitPage(job.taskId, job.page, images.length, chunks.length, last);
-    this.logger.info('source page listed', { ...jobLogFields(job), model: job.model, page: job.page, images: images.length, chunks: chunks.length, last, commit: outcome });
+    this.logger.info('source page listed', { ...jobLogFields(job), ...modelLabels(job.model), page: job.page, images: images.length, chunks: chunks.length, last, commit: outcome });
   }
 }

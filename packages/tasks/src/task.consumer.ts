@@ -1,5 +1,6 @@
-import { Worker, type Job } from 'bullmq';
-import { ErrorCode, VisionqError } from '@visionq/api';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Queue, Worker, type Job } from 'bullmq';
+import { ErrorCode, modelLabels, VisionqError } from '@visionq/api';
 import type { Config } from '@visionq/config';
 import { connectionErrorLogger, type Logger } from '@visionq/observability';
 import type { ChunkProcessor } from './chunk.processor';
@@ -9,12 +10,15 @@ import type { SourceLister } from './source.lister';
 import type { TaskStore } from './task.store';
 
 export type ConsumerOptions = Pick<Config['worker'], 'chunkConcurrency' | 'fetchConcurrency' | 'lockDurationMs' | 'stalledIntervalMs' | 'maxStalledCount' | 'drainTimeoutMs'> & {
-  /** Models whose queues this worker takes from. */
+  /** Model versions (`NAME@VERSION`) whose queues this worker takes from at start. */
   models: string[];
 };
 
+/** How often a version being retired looks whether its queues have emptied. */
+const DRAIN_POLL_MS = 1_000;
+
 /**
- * The BullMQ consumer of a worker: one per model and queue (predict, chunks). Lock
+ * The BullMQ consumer of a worker: one per model version and queue (predict, chunks). Lock
  * renewal runs on this event loop, so a long chunk is taken for stalled only when the loop
  * is held past `lockDurationMs` (inference runs in a session thread; decoding on libuv,
  * the exact resize on this loop, an image at a time); a dead worker's chunks are, after
@@ -24,7 +28,8 @@ export type ConsumerOptions = Pick<Config['worker'], 'chunkConcurrency' | 'fetch
  * it, or when its retries (or stalls) are used up.
  */
 export class TaskConsumer {
-  private readonly workers: Worker[] = [];
+  /** The two consumers (predict, chunks) of each version served. */
+  private readonly workers = new Map<string, Worker[]>();
   private closing?: Promise<void>;
   private readonly onConsumerError: (err: Error) => void;
 
@@ -43,9 +48,46 @@ export class TaskConsumer {
   }
 
   start(): void {
-    for (const model of this.options.models) {
-      this.consume(predictQueueName(model), this.options.fetchConcurrency, true);
-      this.consume(chunkQueueName(model), this.options.chunkConcurrency, false);
+    for (const ref of this.options.models) this.serve(ref);
+  }
+
+  /** Starts taking the work of the version `ref` (loaded after start). */
+  serve(ref: string): void {
+    if (this.workers.has(ref) || this.closing) return;
+    this.workers.set(ref, [this.consume(predictQueueName(ref), this.options.fetchConcurrency, true), this.consume(chunkQueueName(ref), this.options.chunkConcurrency, false)]);
+  }
+
+  /** The versions whose queues this worker takes from. */
+  serving(): string[] {
+    return [...this.workers.keys()];
+  }
+
+  /**
+   * Retires the version `ref`, removed from the models directory: it goes on taking its
+   * queued work (tasks accepted before gateways saw the removal) until both its queues are
+   * empty, then stops, its jobs in flight finished. True then; false when the consumer closes
+   * first, or `stillGone` turns false (the version came back) and it goes on serving.
+   */
+  async retire(ref: string, stillGone: () => boolean): Promise<boolean> {
+    const workers = this.workers.get(ref);
+    if (!workers) return true;
+    const queues = [predictQueueName(ref), chunkQueueName(ref)].map((name) => new Queue(name, { connection: this.connection, prefix: this.prefix }));
+    try {
+      for (const queue of queues) queue.on('error', this.onConsumerError);
+      while (!this.closing && stillGone()) {
+        const left = await Promise.all(queues.map((q) => q.getJobCountByTypes('waiting', 'active', 'delayed', 'prioritized', 'waiting-children'))).then(
+          (counts) => counts.reduce((a, b) => a + b, 0),
+          (err: Error) => (this.onConsumerError(err), 1),
+        );
+        if (left === 0) break;
+        await sleep(DRAIN_POLL_MS);
+      }
+      if (this.closing || !stillGone()) return false;
+      this.workers.delete(ref);
+      await Promise.all(workers.map((w) => w.close()));
+      return true;
+    } finally {
+      await Promise.all(queues.map((q) => q.close().catch(this.onConsumerError)));
     }
   }
 
@@ -53,19 +95,20 @@ export class TaskConsumer {
   close(): Promise<void> {
     this.closing ??= (async () => {
       let timer: NodeJS.Timeout | undefined;
-      const drained = Promise.all(this.workers.map((w) => w.close())).then(() => true);
+      const workers = [...this.workers.values()].flat();
+      const drained = Promise.all(workers.map((w) => w.close())).then(() => true);
       const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), this.options.drainTimeoutMs)));
       const clean = await Promise.race([drained, timedOut]);
       clearTimeout(timer);
       if (!clean) {
         this.logger.warn('chunks still running at shutdown are left to other workers', { timeout_ms: this.options.drainTimeoutMs });
-        await Promise.all(this.workers.map((w) => w.close(true).catch(this.onConsumerError)));
+        await Promise.all(workers.map((w) => w.close(true).catch(this.onConsumerError)));
       }
     })();
     return this.closing;
   }
 
-  private consume(queue: string, concurrency: number, urgent: boolean): void {
+  private consume(queue: string, concurrency: number, urgent: boolean): Worker {
     const worker = new Worker(queue, (job: Job) => this.handle(job, urgent), {
       connection: this.connection,
       prefix: this.prefix,
@@ -76,7 +119,7 @@ export class TaskConsumer {
     });
     worker.on('failed', (job, err) => void this.onFailed(job, err));
     worker.on('error', this.onConsumerError);
-    this.workers.push(worker);
+    return worker;
   }
 
   private async handle(job: Job, urgent: boolean): Promise<unknown> {
@@ -101,7 +144,7 @@ export class TaskConsumer {
     if (!job) return;
     const data = job.data as ChunkJobData | ListJobData;
     const taskId = data.taskId;
-    const log = this.logger.child({ ...jobLogFields(data), model: data.model, job_id: job.id });
+    const log = this.logger.child({ ...jobLogFields(data), ...modelLabels(data.model), job_id: job.id });
     try {
       if ((await job.getState()) !== 'failed') {
         log.warn('job failed, will retry', { attempt: job.attemptsMade, error: err.message });

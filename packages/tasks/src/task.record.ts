@@ -10,6 +10,7 @@ export interface TaskSpec {
   /** The tenant that submitted it: to any other (but an admin) the task does not exist. */
   tenant: string;
   kind: TaskKind;
+  /** The model version, `NAME@VERSION`, resolved at submit: its queues, its backlog. */
   model: string;
   topK: number;
   /** Folder URI the result parts go under: `<output><id>/part-NNNNNN.jsonl`. */

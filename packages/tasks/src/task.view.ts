@@ -1,13 +1,16 @@
-import { resultsUrl, type ImageResult, type TaskView } from '@visionq/api';
+import { parseModelSpec, resultsUrl, type ImageResult, type TaskView } from '@visionq/api';
 import { ResultStore } from './result.store';
 import type { TaskRecord } from './task.record';
 
 /** `GET /tasks/:id` (and every event's data) for a stored task. */
 export function taskView(task: TaskRecord, results?: ImageResult[]): TaskView {
+  // A task stores the ref it was resolved to at submit; tasks from before versions stored a bare name.
+  const { name, version } = parseModelSpec(task.model);
   return {
     task_id: task.id,
     status: task.status,
-    model: task.model,
+    model: name,
+    ...(version === undefined ? {} : { model_version: version }),
     progress: { total: task.total, done: task.done, succeeded: task.succeeded, failed: task.failed },
     ...(task.source === undefined ? {} : { source: task.source, listing_complete: task.listed }),
     created_at: task.createdAt,

@@ -6,8 +6,9 @@ export interface WorkerInfo {
   id: string;
   hostname: string;
   pid: number;
+  /** The model versions it serves, `NAME@VERSION`. */
   models: string[];
-  /** Execution provider each model runs on, e.g. `{ "vgg16": "cuda" }`. */
+  /** Execution provider each version runs on, e.g. `{ "vgg16@1": "cuda" }`. */
   providers: Record<string, string>;
   startedAt: string;
 }
@@ -50,12 +51,22 @@ export class WorkerRegistry {
 
   /** Announces `info` now and every third of the TTL until `stop()`. */
   async start(info: WorkerInfo, onError: (err: unknown) => void): Promise<void> {
-    const announcement = JSON.stringify(info);
-    this.announced.set(info.id, announcement);
-    const beat = () => (this.beating = this.redis.eval(BEAT, 1, this.keys.workers(), announcement, this.ttlMs));
+    this.announced.set(info.id, JSON.stringify(info));
+    const beat = () => (this.beating = this.redis.eval(BEAT, 1, this.keys.workers(), this.announced.get(info.id)!, this.ttlMs));
     await beat();
     this.timer = setInterval(() => beat().catch(onError), Math.floor(this.ttlMs / 3));
     this.timer.unref();
+  }
+
+  /** Announces what changed (the versions served) at once, in place of the announcement before. */
+  async update(info: WorkerInfo): Promise<void> {
+    const before = this.announced.get(info.id);
+    const announcement = JSON.stringify(info);
+    this.announced.set(info.id, announcement);
+    await this.beating.catch(() => undefined);
+    this.beating = this.redis.eval(BEAT, 1, this.keys.workers(), announcement, this.ttlMs);
+    await this.beating;
+    if (before !== undefined && before !== announcement) await this.redis.zrem(this.keys.workers(), before);
   }
 
   /** Stops announcing and withdraws at once. */

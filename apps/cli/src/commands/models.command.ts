@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 export function registerModels(program: Command, setExitCode: (code: number) => void): void {
   program
     .command('models')
-    .description('load every model of the models directory, check it, and list it')
+    .description('load every model version of the models directory, check it, and list it with its metrics')
     .option('--models-dir <dir>', 'models directory (default: MODELS_DIR)')
     .option('--json', 'print the list as JSON')
     .action(async (options: { modelsDir?: string; json?: boolean }) => {
@@ -14,7 +14,8 @@ export function registerModels(program: Command, setExitCode: (code: number) => 
           process.stdout.write(`${JSON.stringify({ models })}\n`);
         } else {
           for (const m of models) {
-            process.stdout.write(`${m.name}  v${m.version}  input ${m.input.name}[${m.input.shape.join(',')}]  ${m.classes} classes  on ${m.provider}\n`);
+            const scores = m.metrics?.accuracy === undefined ? '' : `  accuracy ${m.metrics.accuracy.toFixed(3)}${m.metrics.cohen_kappa === undefined ? '' : `  kappa ${m.metrics.cohen_kappa.toFixed(3)}`}`;
+            process.stdout.write(`${m.ref}  input ${m.input.name}[${m.input.shape.join(',')}]  ${m.classes} classes  on ${m.provider}${scores}\n`);
           }
         }
         setExitCode(0);

@@ -8,15 +8,23 @@ import { requireScope } from '../authentication';
 export const ADMIN_UI_PATH = '/admin/queues';
 
 /**
- * The queue UI (bull-board) at `/admin/queues`: every model's chunk and predict queues and
- * the callbacks' deliveries, their jobs, failures and retries. Admin keys only: it shows
- * every tenant's jobs and can retry or remove them.
+ * The queue UI (bull-board) at `/admin/queues`: every model version's chunk and predict
+ * queues and the callbacks' deliveries, their jobs, failures and retries. Admin keys only:
+ * it shows every tenant's jobs and can retry or remove them.
  */
-export function adminRoutes(queues: Queue[]): Router {
-  const board = new ExpressAdapter();
-  board.setBasePath(ADMIN_UI_PATH);
-  createBullBoard({ queues: queues.map((queue) => new BullMQAdapter(queue)), serverAdapter: board, options: { uiConfig: { boardTitle: 'visionq queues' } } });
-  const router = Router();
-  router.use(ADMIN_UI_PATH, requireScope('admin'), board.getRouter() as Router);
-  return router;
+export class AdminQueues {
+  readonly router = Router();
+  private readonly board: ReturnType<typeof createBullBoard>;
+
+  constructor(queues: Queue[]) {
+    const adapter = new ExpressAdapter();
+    adapter.setBasePath(ADMIN_UI_PATH);
+    this.board = createBullBoard({ queues: queues.map((queue) => new BullMQAdapter(queue)), serverAdapter: adapter, options: { uiConfig: { boardTitle: 'visionq queues' } } });
+    this.router.use(ADMIN_UI_PATH, requireScope('admin'), adapter.getRouter() as Router);
+  }
+
+  /** Shows these queues from now on (model versions came or went). */
+  replace(queues: Queue[]): void {
+    this.board.replaceQueues(queues.map((queue) => new BullMQAdapter(queue)));
+  }
 }

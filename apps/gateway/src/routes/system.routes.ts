@@ -30,8 +30,8 @@ export function systemRoutes(catalog: ModelCatalog, workers: WorkerRegistry, met
     const live = await workers.live();
     res.json({
       models: catalog.list().map((model) => {
-        const serving = live.filter((w) => w.models.includes(model.name));
-        return { ...model, workers: serving.length, providers: [...new Set(serving.map((w) => w.providers[model.name]!))].filter(Boolean) };
+        const serving = live.filter((w) => w.models.includes(model.ref));
+        return { ...model, workers: serving.length, providers: [...new Set(serving.map((w) => w.providers[model.ref]!))].filter(Boolean) };
       }),
     } satisfies ModelsResponse);
   });

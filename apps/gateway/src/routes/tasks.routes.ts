@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { Router, type Request, type Response } from 'express';
 import { ErrorCode, isTerminal, resultsQuerySchema, retryJsonSchema, taskListQuerySchema, VisionqError, type ResultsPage, type TaskEvent, type TaskList } from '@visionq/api';
+import type { ModelCatalog } from '@visionq/models';
 import { taskView, type TaskRecord, type Tasks } from '@visionq/tasks';
 import { canSee } from '@visionq/auth';
 import { principalOf, requireScope } from '../authentication';
@@ -8,7 +9,11 @@ import { requestContext } from '../request-context';
 import { parseRequest, requireJson } from './request-body';
 
 /** `GET /tasks`, `GET /tasks/:id`, its results and events, `POST /tasks/:id/retry`, `DELETE /tasks/:id`. */
-export function tasksRoutes(tasks: Pick<Tasks, 'store' | 'results' | 'events' | 'hub' | 'submitter'>, options: { inlineResultsLimit: number; heartbeatMs: number }): Router {
+export function tasksRoutes(
+  tasks: Pick<Tasks, 'store' | 'results' | 'events' | 'hub' | 'submitter'>,
+  catalog: Pick<ModelCatalog, 'resolve'>,
+  options: { inlineResultsLimit: number; heartbeatMs: number },
+): Router {
   const router = Router();
 
   /** The task named in the path, if the caller may see it: another tenant's task does not exist for it. */
@@ -112,6 +117,8 @@ export function tasksRoutes(tasks: Pick<Tasks, 'store' | 'results' | 'events' | 
     const hasBody = req.get('content-length') !== undefined ? req.get('content-length') !== '0' : req.get('transfer-encoding') !== undefined;
     if (hasBody) requireJson(req);
     const body = hasBody ? parseRequest(retryJsonSchema, req.body) : {};
+    // A retry runs on the version the task ran on: once it is removed, no worker takes the work.
+    catalog.resolve(task.model);
     const round = await tasks.submitter.retry(task, { failedImages: body.failed_images === true });
     requestContext(res).log.info('task retried', { task_id: task.id, round, failed_images: body.failed_images === true });
     res.status(202).json(taskView((await tasks.store.get(task.id)) ?? task));
