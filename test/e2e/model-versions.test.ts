@@ -107,6 +107,12 @@ describe('model versions: added and removed while a task runs, without a restart
     const predicted = await cluster.request('POST', '/predict', { image: images[0] });
     expect(predicted.status).to.equal(200);
     expect(predicted.body.model).to.deep.equal({ name: 'fashion-vgg', version: '2' });
+
+    // A worker started now (a restart, a scale-up) refuses the folder the same way and serves the rest.
+    const late = await cluster.addWorker();
+    expect(Cluster.lines(late, 'model folder refused; what was served from it stays').map((l) => l.dir)).to.deep.equal([broken]);
+    expect(Cluster.lines(late, 'worker ready')[0]!.models).to.deep.equal(['fashion-vgg@2']);
+    await until('both workers serve version 2', async () => ((await served(cluster))[0]!.workers === 2 ? true : undefined));
   });
 });
 

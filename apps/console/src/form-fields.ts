@@ -13,7 +13,9 @@ export function modelFields(client: VisionqClient, signal: AbortSignal): ModelFi
   const topK = h('input', { id: 'top-k', name: 'top_k', type: 'number', min: 1, value: 5, inputmode: 'numeric' });
   client
     .models(signal)
-    .then(({ models }) => model.append(...models.map((m) => h('option', { value: m.name }, `${m.name} (${m.workers} worker${m.workers === 1 ? '' : 's'})`))))
+    .then(({ models }) =>
+      model.append(...models.map((m) => h('option', { value: m.ref }, `${m.ref}${m.default_version ? ', its default version' : ''} (${m.workers} worker${m.workers === 1 ? '' : 's'})`))),
+    )
     // A key may lack the right to list models: the default model is still there to pick.
     .catch(() => undefined);
   return {

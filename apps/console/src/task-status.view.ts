@@ -1,4 +1,4 @@
-import type { TaskView } from '@visionq/api';
+import { modelRef, type TaskView } from '@visionq/api';
 import { h } from './dom';
 
 /** A task's status as a badge, and its progress as a bar with the counts beside it. */
@@ -23,4 +23,9 @@ export function showProgress(bar: HTMLProgressElement, { total, done }: Counts):
   // max 1 while nothing is known yet (a prefix still being listed), so the bar reads empty, not indeterminate.
   bar.max = Math.max(total, 1);
   bar.value = done;
+}
+
+/** The version a task runs on, `NAME@VERSION` (tasks from before versions show the name alone). */
+export function modelOf(task: TaskView): string {
+  return task.model_version === undefined ? task.model : modelRef(task.model, task.model_version);
 }

@@ -4,7 +4,7 @@ import { ConfigError, modelLabels, UnavailableError, VisionqError } from '@visio
 import { AccessPolicy, ApiKeyStore } from '@visionq/auth';
 import { CallbackService } from '@visionq/callbacks';
 import { loadConfig, type Config } from '@visionq/config';
-import { ModelCatalog, watchModels } from '@visionq/models';
+import { ModelCatalog, watchModels, type RefusedFolder } from '@visionq/models';
 import { BucketPolicy, openObjectStore } from '@visionq/object-store';
 import { connectionErrorLogger, createLogger, createMetricsRegistry, GatewayMetrics, type Logger } from '@visionq/observability';
 import { connectRedis, openTasks } from '@visionq/tasks';
@@ -24,7 +24,8 @@ async function main(): Promise<void> {
     if (!buckets.allows(uri)) throw new ConfigError(`${name}=${uri} is in a bucket ALLOWED_BUCKETS does not list`, [{ field: name, message: 'bucket not allowed' }]);
   }
   const keys = await openKeys(config, logger);
-  const catalog = await ModelCatalog.load(config.models.dir, config.models.defaultModel);
+  const refused = ({ dir, error }: RefusedFolder) => logger.error('model folder refused; what was served from it stays', { dir, error: error.message });
+  const catalog = await ModelCatalog.load(config.models.dir, config.models.defaultModel, refused);
   const onRedisError = connectionErrorLogger(logger, 'Redis connection error');
   const redis = await connectRedis(config.redis.url, { failFast: true, onError: onRedisError });
   const store = openObjectStore(config.store);
@@ -79,7 +80,7 @@ async function main(): Promise<void> {
     config.models.dir,
     async () => {
       const changes = await catalog.reload();
-      for (const { dir, error } of changes.refused) logger.error('model folder refused; what was served from it stays', { dir, error: error.message });
+      changes.refused.forEach(refused);
       for (const f of changes.added) logger.info('model version added', modelLabels(f.ref));
       for (const f of changes.replaced) logger.info('model version changed', modelLabels(f.ref));
       for (const f of changes.removed) logger.info('model version removed', modelLabels(f.ref));

@@ -20,8 +20,10 @@ async function main(): Promise<void> {
   const redis = await connectRedis(config.redis.url, { failFast: false, onError: onRedisError });
   const store = openObjectStore(config.store);
   const metrics = new WorkerMetrics(createMetricsRegistry('worker'));
+  const refused = (dir: string, err: Error) => logger.error('model folder refused; what was served from it stays', { dir, error: err.message });
   const { registry, classifier, reload, close: closeClassifier } = await openClassifier(config, {
     logger,
+    onRefused: refused,
     only: config.worker.models.length > 0 ? config.worker.models : undefined,
     onBatch: (ref, size, seconds) => {
       const labels = modelLabels(ref);
@@ -57,7 +59,7 @@ async function main(): Promise<void> {
     config.models.dir,
     async () => {
       const { changes, added, gone } = await reload();
-      for (const { dir, error } of changes.refused) logger.error('model folder refused; what was served from it stays', { dir, error: error.message });
+      for (const { dir, error } of changes.refused) refused(dir, error);
       for (const ref of added) {
         consumer.serve(ref);
         logger.info('model version serving', modelLabels(ref));

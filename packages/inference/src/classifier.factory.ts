@@ -35,6 +35,8 @@ export interface OpenClassifierOptions {
   only?: string[];
   /** Run each preferred batch size once per model before serving; default `config.inference.warmup`. */
   warmup?: boolean;
+  /** Takes a model folder that fails its checks, which is skipped; without it, start-up fails. */
+  onRefused?: (dir: string, err: Error) => void;
   /** Told of every batch served: for metrics. */
   onBatch?: (model: string, size: number, seconds: number) => void;
 }
@@ -50,8 +52,9 @@ export async function openClassifier(
   const simulated = config.bench?.simulatedDevice;
   if (simulated) options.logger.warn('serving on a simulated device (VISIONQ_BENCH_SIMULATED_DEVICE, bench only): predictions are not real', { ms_per_batch: simulated.msPerBatch, ms_per_image: simulated.msPerImage });
   const backend = simulated ? SimulatedSession.backend(simulated) : onnxSessionBackend;
-  const catalog = await ModelCatalog.load(config.models.dir);
-  const registry = await ModelRegistry.load(catalog, config.inference, { only: options.only, logger: options.logger, backend });
+  const { onRefused } = options;
+  const catalog = await ModelCatalog.load(config.models.dir, undefined, onRefused && (({ dir, error }) => onRefused(dir, error)));
+  const registry = await ModelRegistry.load(catalog, config.inference, { only: options.only, logger: options.logger, backend, ...(onRefused ? { onRefused: (folder, err) => onRefused(folder.dir, err) } : {}) });
   const engine = new InferenceEngine(registry, {
     batching: config.batching,
     warmup: options.warmup ?? config.inference.warmup,

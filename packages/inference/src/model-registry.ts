@@ -43,6 +43,8 @@ export interface RegistryLoadOptions {
   logger: Logger;
   /** Where sessions come from. Default: onnxruntime (`onnxSessionBackend`). */
   backend?: SessionBackend;
+  /** Takes a version that fails to load, which is then skipped; without it, any failure is an error. */
+  onRefused?: (folder: ModelFolder, err: Error) => void;
 }
 
 /** Told of each version before it serves (warm-up) and after its last use (drop its batcher). */
@@ -71,7 +73,7 @@ export class ModelRegistry {
     private readonly options: RegistryLoadOptions,
   ) {}
 
-  /** Loads every wanted version; any that fails is an error (and nothing stays loaded). */
+  /** Loads every wanted version; one that fails is an error (and nothing stays loaded), unless `onRefused` takes it and another loads. */
   static async load(source: ModelCatalog | string, settings: SessionSettings, options: RegistryLoadOptions): Promise<ModelRegistry> {
     const catalog = typeof source === 'string' ? await ModelCatalog.load(source) : source;
     const all = catalog.all();
@@ -80,7 +82,17 @@ export class ModelRegistry {
     }
     const registry = new ModelRegistry(catalog, settings, options);
     try {
-      for (const folder of all) if (registry.wanted(folder)) registry.models.set(folder.ref, await registry.open(folder));
+      let first: Error | undefined;
+      for (const folder of all.filter((f) => registry.wanted(f))) {
+        try {
+          registry.models.set(folder.ref, await registry.open(folder));
+        } catch (err) {
+          if (!options.onRefused) throw err;
+          first ??= err as Error;
+          options.onRefused(folder, err as Error);
+        }
+      }
+      if (registry.models.size === 0 && first) throw first;
     } catch (err) {
       await registry.release();
       throw err;

@@ -48,10 +48,14 @@ export class ModelCatalog {
     private defaults: Map<string, string>,
   ) {}
 
-  /** Reads every folder; any refused folder, or a default model not found, is an error. */
-  static async load(modelsDir: string, defaultModel?: string): Promise<ModelCatalog> {
+  /**
+   * Reads every folder. A refused folder is an error, unless `onRefused` takes it (a
+   * service starts with the others, as a reload would); so is a default model not found.
+   */
+  static async load(modelsDir: string, defaultModel?: string, onRefused?: (refused: RefusedFolder) => void): Promise<ModelCatalog> {
     const scanned = await scanModelsDir(modelsDir);
-    if (scanned.refused.length > 0) throw scanned.refused[0]!.error;
+    if (scanned.refused.length > 0 && (!onRefused || scanned.folders.length === 0)) throw scanned.refused[0]!.error;
+    scanned.refused.forEach((r) => onRefused!(r));
     const catalog = new ModelCatalog(modelsDir, defaultModel, byRef(scanned.folders), scanned.defaults);
     if (defaultModel !== undefined) catalog.resolve(defaultModel);
     return catalog;

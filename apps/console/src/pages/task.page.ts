@@ -5,7 +5,7 @@ import { errorMessage } from '../errors';
 import type { Page } from '../page';
 import { predictionList } from '../predictions.view';
 import { download, resultsFile, type ResultsFormat } from '../results.download';
-import { progressBar, progressText, showProgress, statusBadge } from '../task-status.view';
+import { modelOf, progressBar, progressText, showProgress, statusBadge } from '../task-status.view';
 import { thumbnailOf } from '../uploads';
 
 /** Result lines shown on the page; the downloads hold them all. */
@@ -50,7 +50,7 @@ export const taskPage =
       said.textContent = progressText(task);
       facts.replaceChildren(
         fact('Status', statusBadge(task.status)),
-        fact('Model', task.model),
+        fact('Model', modelOf(task)),
         fact('Images', String(task.progress.total)),
         fact('Succeeded', String(task.progress.succeeded)),
         fact('Failed', String(task.progress.failed)),

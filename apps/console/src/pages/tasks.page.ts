@@ -3,7 +3,7 @@ import { h, heading, shortTime } from '../dom';
 import { errorMessage } from '../errors';
 import type { Page } from '../page';
 import { taskHref } from '../router';
-import { progressBar, progressText, statusBadge } from '../task-status.view';
+import { modelOf, progressBar, progressText, statusBadge } from '../task-status.view';
 
 const STATUSES: TaskStatus[] = ['queued', 'running', 'succeeded', 'completed_with_errors', 'failed', 'cancelled'];
 const PAGE_SIZE = 20;
@@ -82,7 +82,7 @@ function row(task: TaskView): HTMLTableRowElement {
     h('td', {}, h('a', { href: taskHref(task.task_id) }, h('code', {}, task.task_id.slice(0, 8)), h('span', { class: 'visually-hidden' }, task.task_id.slice(8)))),
     h('td', {}, statusBadge(task.status)),
     h('td', {}, progressBar(task.progress, `Task ${task.task_id.slice(0, 8)}`), ' ', h('span', { class: 'counts' }, progressText(task))),
-    h('td', {}, task.model),
+    h('td', {}, modelOf(task)),
     h('td', {}, shortTime(task.created_at)),
   );
 }
