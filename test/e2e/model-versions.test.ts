@@ -70,6 +70,8 @@ describe('model versions: added and removed while a task runs, without a restart
       return list.length === 1 && list[0]!.ref === 'fashion-vgg@2' && list[0]!.workers === 1 ? list : undefined;
     });
     expect(now[0]).to.include({ default_version: true });
+    // The removed version's backlog stays reported while its work drains, so an autoscaler keeps its workers.
+    expect((await cluster.request('GET', '/metrics')).body).to.match(/^visionq_queue_backlog\{model="fashion-vgg",version="1",service="gateway"\} \d+$/m);
     const gone = await cluster.request('POST', '/batch_predict', { images: images.slice(0, 2), model: 'fashion-vgg@1' });
     expect(gone.status).to.equal(404);
     expect(gone.body.error.code).to.equal('model_not_found');
@@ -86,6 +88,9 @@ describe('model versions: added and removed while a task runs, without a restart
     // Version 1 was drained, not dropped: chunks of the task ran after its folder went.
     expect(worker.logs.slice(removedAt).filter((l) => l.message === 'chunk done' && l.task_id === taskId).length).to.be.greaterThan(0);
     await until('version 1 is released', async () => (Cluster.lines(worker, 'model version released').some((l) => l.version === '1') ? true : undefined));
+    await cluster.request('GET', '/metrics'); // reads its backlog empty: then it is dropped
+    await new Promise(setImmediate);
+    expect((await cluster.request('GET', '/metrics')).body).to.not.match(/^visionq_queue_backlog\{model="fashion-vgg",version="1"/m);
 
     const second = await cluster.waitForTask(next.body.task_id, 120_000);
     expect(second).to.deep.include({ status: 'succeeded', model_version: '2' });

@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
-import { isTerminal } from '@visionq/api';
+import { isTerminal, modelLabels } from '@visionq/api';
 import { loadConfig } from '@visionq/config';
 import { ConcurrencyGate, ImagePipeline, openClassifier, type Classifier } from '@visionq/inference';
 import { LocalObjectStore, StoreUnavailableError, type ObjectStore } from '@visionq/object-store';
@@ -49,9 +49,9 @@ describe('worker pieces in one process (real Redis, local store, real onnxruntim
   const chunkOf = (task: TaskSpec, images: string[], index = 0): ChunkJobData => ({ taskId: task.id, index, images, model: MODEL, topK: 3, output: OUTPUT });
   const pipelineOver = (source: ObjectStore) =>
     new ImagePipeline(source, engine.classifier, new ConcurrencyGate(4), config.imaging.maxImageBytes, {
-      fetched: (model, seconds) => metrics.fetchSeconds.observe({ model }, seconds),
-      decoded: (model, seconds) => metrics.decodeSeconds.observe({ model }, seconds),
-      failed: (model, code) => metrics.imageErrors.inc({ model, code }),
+      fetched: (ref, seconds) => metrics.fetchSeconds.observe(modelLabels(ref), seconds),
+      decoded: (ref, seconds) => metrics.decodeSeconds.observe(modelLabels(ref), seconds),
+      failed: (ref, code) => metrics.imageErrors.inc({ ...modelLabels(ref), code }),
     });
 
   before(async () => {

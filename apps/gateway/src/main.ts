@@ -34,16 +34,20 @@ async function main(): Promise<void> {
   const quotas = new TenantQuotas(redis, tasks.keys.prefix);
   const secretsOf = (tenant: string) => (keys ? keys.webhookSecretsOf(tenant) : config.callbacks.webhookSecret ? [config.callbacks.webhookSecret] : []);
   const refs = () => catalog.all().map((m) => m.ref);
+  // Removed versions whose queued work the workers still finish: their backlog stays reported
+  // (an autoscaler must not scale their workers away) until it reads empty.
+  const draining = new Set<string>();
   const metrics = new GatewayMetrics(createMetricsRegistry('gateway'), {
-    backlog: async () =>
-      Object.fromEntries(
-        await Promise.all(
-          refs().map(async (m) => {
-            const { images, oldestMs } = await tasks.store.backlog(m);
-            return [m, { images, oldestAgeSeconds: oldestMs === null ? null : Math.max(0, (Date.now() - oldestMs) / 1000) }] as const;
-          }),
-        ),
-      ),
+    backlog: async () => {
+      const entries = await Promise.all(
+        [...new Set([...refs(), ...draining])].map(async (m) => {
+          const { images, oldestMs } = await tasks.store.backlog(m);
+          if (images === 0) draining.delete(m);
+          return [m, { images, oldestAgeSeconds: oldestMs === null ? null : Math.max(0, (Date.now() - oldestMs) / 1000) }] as const;
+        }),
+      );
+      return Object.fromEntries(entries);
+    },
     liveWorkers: async () => {
       const live = await tasks.workers.live();
       return { total: live.length, byModel: Object.fromEntries(refs().map((m) => [m, live.filter((w) => w.models.includes(m)).length])) };
@@ -83,8 +87,14 @@ async function main(): Promise<void> {
       changes.refused.forEach(refused);
       for (const f of changes.added) logger.info('model version added', modelLabels(f.ref));
       for (const f of changes.replaced) logger.info('model version changed', modelLabels(f.ref));
-      for (const f of changes.removed) logger.info('model version removed', modelLabels(f.ref));
+      for (const f of changes.removed) {
+        logger.info('model version removed', modelLabels(f.ref));
+        draining.add(f.ref);
+      }
       for (const [name, version] of changes.defaults) logger.info('default version changed', { model: name, version });
+      if (changes.removed.length > 0 && !catalog.all().some((f) => f.name === catalog.defaultModel || f.ref === catalog.defaultModel)) {
+        logger.warn('DEFAULT_MODEL is no longer served: requests that name no model are refused', { default_model: catalog.defaultModel });
+      }
       if (changes.added.length + changes.removed.length > 0) adminQueues.replace([...tasks.queue.queuesOf(refs()), callbacks.queue]);
     },
     { watch: config.models.watch, debounceMs: config.models.reloadDebounceMs, onError: (err) => logger.error('model reload failed', { error: err.message }) },
