@@ -1,31 +1,12 @@
 import { expect } from 'chai';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { onnx } from 'onnx-proto';
+import { visionq } from '../support/cli';
 import { Cluster } from '../support/cluster';
-import { BUNDLED_MODELS_DIR, FASHION_DIR, REPO_ROOT } from '../support/model-fixtures';
-
-const CLI = join(REPO_ROOT, 'apps', 'cli', 'bin', 'visionq.js');
-
-interface CliRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function visionq(args: string[], env: NodeJS.ProcessEnv): Promise<CliRun> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env } });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+import { BUNDLED_MODELS_DIR, FASHION_DIR } from '../support/model-fixtures';
 
 const top1 = (line: { predictions: Array<{ class_id: number }> }) => line.predictions[0]!.class_id;
 

@@ -10,6 +10,7 @@ import { registerResults } from './commands/results.command';
 import { registerRetry } from './commands/retry.command';
 import { registerStatus } from './commands/status.command';
 import { registerSubmit } from './commands/submit.command';
+import { registerTrain } from './commands/train.command';
 import { registerWatch } from './commands/watch.command';
 
 /** Exit status of bad usage, and of a gateway that cannot be reached or refuses the request. */
@@ -29,6 +30,7 @@ export async function main(argv: string[]): Promise<number> {
   registerModels(program, setExitCode);
   registerBuildVgg(program, setExitCode);
   registerQuantize(program, setExitCode);
+  registerTrain(program, setExitCode);
   registerKeys(program, setExitCode);
   registerSubmit(program, setExitCode);
   registerStatus(program, setExitCode);

@@ -8,13 +8,16 @@ import type { ModelFolder } from '@visionq/models';
 import { intAtLeast } from './arguments';
 import { openCalibrationSource, splitSamples, type CalibrationSource } from './calibration-source';
 
-interface QuantizeOptions {
+export interface QuantizeOptions {
   calibration: string;
   out?: string;
   samples: number;
   force?: boolean;
   json?: boolean;
 }
+
+/** Files of the source folder the INT8 copy does not take: its own graph and manifest, and the evaluation of the original (`visionq train`'s), which is not the copy's. */
+const REPLACED = ['model.onnx', 'manifest.json', 'metrics.json', 'confusion.png'];
 
 /** Images preprocessed and handed to calibration at once: a batch, and a bound on memory. */
 const BATCH = 16;
@@ -48,7 +51,7 @@ export function registerQuantize(program: Command, setExitCode: (code: number) =
 }
 
 /** What `visionq quantize --json` prints. */
-interface QuantizeSummary {
+export interface QuantizeSummary {
   model: string;
   name: string;
   out: string;
@@ -65,7 +68,7 @@ interface QuantizeSummary {
   seconds: number;
 }
 
-async function quantize(modelDir: string, options: QuantizeOptions): Promise<QuantizeSummary> {
+export async function quantize(modelDir: string, options: QuantizeOptions): Promise<QuantizeSummary> {
   const started = Date.now();
   const config = loadConfig();
   // Loaded when it runs: the commands that talk to a gateway start without onnxruntime.
@@ -170,7 +173,7 @@ async function writeFolder(folder: ModelFolder, out: string, name: string, int8:
   await mkdir(staging, { recursive: true });
   try {
     for (const entry of await readdir(folder.dir, { withFileTypes: true })) {
-      if (entry.isFile() && entry.name !== 'model.onnx' && entry.name !== 'manifest.json') await copyFile(join(folder.dir, entry.name), join(staging, entry.name));
+      if (entry.isFile() && !REPLACED.includes(entry.name)) await copyFile(join(folder.dir, entry.name), join(staging, entry.name));
     }
     const manifest = JSON.parse(await readFile(join(folder.dir, 'manifest.json'), 'utf8'));
     manifest.name = name;
