@@ -8,6 +8,7 @@ import sharp from 'sharp';
 import { visionq } from '../support/cli';
 import { Cluster } from '../support/cluster';
 import { CLASSES, writeImageFolder } from '../support/image-folder';
+import { REPO_ROOT } from '../support/model-fixtures';
 
 const PYTHON = '/usr/bin/python3';
 const PER_CLASS = 80;
@@ -91,6 +92,20 @@ describe('visionq train: labelled photos to a served, versioned model (Debian Py
     expect(again.code).to.equal(2);
     expect(again.stderr).to.match(/pets\/2 exists: versions are never overwritten/);
 
+    // --weights: a state_dict in torchvision's module names; the last layer is replaced for these classes.
+    const weights = (divisor: number) => {
+      const file = join(scratch, `vgg11_bn-div${divisor}.pth`);
+      const script = `import sys, torch; sys.path.insert(0, 'tools/train'); from train_image_folder import VGG; torch.save(VGG('vgg11_bn', 7, ${divisor}).state_dict(), '${file}')`;
+      expect(spawnSync(PYTHON, ['-c', script], { cwd: REPO_ROOT }).status).to.equal(0);
+      return file;
+    };
+    const started = await visionq(['train', '--data', data, '--out', join(modelsDir, 'warm'), ...RECIPE, '--epochs', '1', '--weights', weights(16), '--json']);
+    expect(started.code, started.stderr).to.equal(0);
+    expect(JSON.parse(await readFile(join(modelsDir, 'warm', '1', 'metrics.json'), 'utf8')).training.weights).to.equal('vgg11_bn-div16.pth');
+    const misfit = await visionq(['train', '--data', data, '--out', join(modelsDir, 'warm'), ...RECIPE, '--epochs', '1', '--weights', weights(8)]);
+    expect(misfit.code).to.equal(2);
+    expect(misfit.stderr).to.match(/does not fit this --arch\/--width-divisor: shape differs for \['features\.0\.weight'/);
+
     const flat = join(scratch, 'flat', 'old');
     await mkdir(flat, { recursive: true });
     await writeFile(join(flat, 'manifest.json'), '{}');
@@ -115,13 +130,13 @@ describe('visionq train: labelled photos to a served, versioned model (Debian Py
     const listed = await visionq(['models', '--json'], { MODELS_DIR: modelsDir });
     expect(listed.code, listed.stderr).to.equal(0);
     const local = JSON.parse(listed.stdout).models;
-    expect(local.map((m: { ref: string }) => m.ref)).to.deep.equal(['pets@1', 'pets@2', 'pets-int8@2']);
+    expect(local.map((m: { ref: string }) => m.ref)).to.deep.equal(['pets@1', 'pets@2', 'pets-int8@2', 'warm@1']);
     expect(local[0].metrics.confusion_matrix).to.have.length(3);
 
     cluster = await Cluster.start({ bucket: `vq-train-${randomBytes(4).toString('hex')}`, workers: 1, env: { MODELS_DIR: modelsDir, DEFAULT_MODEL: 'pets' } });
     const { body } = await cluster.request('GET', '/models');
     const byRef = Object.fromEntries(body.models.map((m: { ref: string }) => [m.ref, m]));
-    expect(Object.keys(byRef)).to.deep.equal(['pets@1', 'pets@2', 'pets-int8@2']);
+    expect(Object.keys(byRef)).to.deep.equal(['pets@1', 'pets@2', 'pets-int8@2', 'warm@1']);
     expect(byRef['pets@2']).to.deep.include({ default: true, default_version: true, workers: 1, classes: 3 });
     expect(byRef['pets@1'].metrics.accuracy).to.be.at.least(0.8);
     expect(byRef['pets@1'].metrics.per_class.map((c: { label: string }) => c.label)).to.deep.equal(['cat', 'coffee', 'rocket']);
