@@ -1,11 +1,11 @@
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { visionq } from '../support/cli';
+import { CLI, visionq } from '../support/cli';
 import { Cluster } from '../support/cluster';
 import { CLASSES, writeImageFolder } from '../support/image-folder';
 import { REPO_ROOT } from '../support/model-fixtures';
@@ -126,6 +126,28 @@ describe('visionq train: labelled photos to a served, versioned model (Debian Py
     }
   });
 
+  it('stops its Python child and removes the staging folder on SIGTERM', async () => {
+    const out = join(scratch, 'stopped', 'pets');
+    const cli = spawn(process.execPath, [CLI, 'train', '--data', data, '--out', out, ...RECIPE, '--epochs', '100'], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    // The start line comes from Python once it has read the folder and begun its first epoch.
+    await new Promise<void>((resolve, reject) => {
+      cli.stderr.setEncoding('utf8').on('data', (text: string) => {
+        stderr += text;
+        if (/^training vgg11_bn/m.test(stderr)) resolve();
+      });
+      cli.once('exit', () => reject(new Error(`exited before training: ${stderr}`)));
+    });
+    const exited = new Promise<number | null>((resolve) => cli.once('exit', resolve));
+    cli.kill('SIGTERM');
+    expect(await exited, stderr).to.equal(143);
+    expect(stderr).to.match(/stopped by SIGTERM: nothing was published/);
+    const orphans = await processesMentioning(join(out, '.1.partial-'));
+    orphans.forEach((pid) => process.kill(pid, 'SIGKILL'));
+    expect(orphans, 'Python still training after the CLI exited').to.deep.equal([]);
+    expect(await readdir(out)).to.deep.equal([]);
+  });
+
   it('is served by a gateway and a worker with its metrics, answering by version', async () => {
     const listed = await visionq(['models', '--json'], { MODELS_DIR: modelsDir });
     expect(listed.code, listed.stderr).to.equal(0);
@@ -159,3 +181,13 @@ describe('visionq train: labelled photos to a served, versioned model (Debian Py
     expect(right / images.length, 'held-out crops classified').to.be.at.least(0.7);
   });
 });
+
+/** Live processes whose command line holds `text`. */
+async function processesMentioning(text: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const pid of (await readdir('/proc')).filter((entry) => /^\d+$/.test(entry))) {
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(text)) found.push(Number(pid));
+  }
+  return found;
+}

@@ -441,3 +441,6 @@ if __name__ == '__main__':
     except UsageError as err:
         print(f'train: {err}', file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        # Ctrl-C reaches the whole process group; `visionq train` says what was stopped and cleans up.
+        sys.exit(130)

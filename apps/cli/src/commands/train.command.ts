@@ -1,5 +1,6 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -125,10 +126,22 @@ async function train(options: TrainOptions): Promise<TrainSummary> {
   // Hidden until checked: workers watching the models directory skip names starting with ".".
   const staging = join(out, `.${version}.partial-${randomUUID().slice(0, 8)}`);
   await mkdir(out, { recursive: true });
-  const stop = () => void rm(staging, { recursive: true, force: true }).finally(() => process.exit(130));
+  let python: ChildProcess | undefined;
+  // The child first: left running it would finish its epochs and write the staging folder again.
+  const stop = (signal: NodeJS.Signals) =>
+    void (async () => {
+      if (python && python.exitCode === null && python.signalCode === null) {
+        const exited = once(python, 'close');
+        python.kill('SIGTERM');
+        await exited;
+      }
+      await rm(staging, { recursive: true, force: true });
+      progress(`stopped by ${signal}: nothing was published (${staging} removed)`);
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    })();
   process.once('SIGINT', stop).once('SIGTERM', stop);
   try {
-    await runPython(options, staging, name, version);
+    await runPython(options, staging, name, version, (child) => (python = child));
     const metrics = JSON.parse(await readFile(join(staging, 'metrics.json'), 'utf8')) as Metrics;
     const parity = await checkParity(staging, name, version);
     metrics.parity = parity;
@@ -183,7 +196,7 @@ function checkPython(python: string): void {
 }
 
 /** Runs the Python tool into `staging`, showing one line per epoch on stderr. */
-async function runPython(options: TrainOptions, staging: string, name: string, version: string): Promise<void> {
+async function runPython(options: TrainOptions, staging: string, name: string, version: string, started: (child: ChildProcess) => void): Promise<void> {
   const args = [
     TRAIN_SCRIPT,
     ...['--data', resolve(options.data), '--out', staging, '--name', name, '--version', version, '--arch', options.arch],
@@ -193,6 +206,7 @@ async function runPython(options: TrainOptions, staging: string, name: string, v
     ...(options.weights ? ['--weights', resolve(options.weights)] : []),
   ];
   const child = spawn(options.python, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  started(child);
   const errors: string[] = [];
   child.stderr.setEncoding('utf8').on('data', (text: string) => {
     process.stderr.write(text);
