@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -91,6 +91,14 @@ describe('visionq train: labelled photos to a served, versioned model (Debian Py
     const again = await visionq(['train', '--data', data, '--out', join(modelsDir, 'pets'), '--version', '2', ...RECIPE, '--epochs', '1']);
     expect(again.code).to.equal(2);
     expect(again.stderr).to.match(/pets\/2 exists: versions are never overwritten/);
+    // The INT8 copy's version is checked before any training, not after the fp32 version is published.
+    await mkdir(join(modelsDir, 'pets-int8', '3'));
+    const int8Taken = await visionq(['train', '--data', data, '--out', join(modelsDir, 'pets'), '--version', '3', '--int8', ...RECIPE, '--epochs', '1']);
+    await rm(join(modelsDir, 'pets-int8', '3'), { recursive: true });
+    expect(int8Taken.code).to.equal(2);
+    expect(int8Taken.stderr).to.match(/pets-int8\/3 exists: versions are never overwritten/);
+    expect(int8Taken.stderr).not.to.match(/^epoch /m);
+    expect((await readdir(join(modelsDir, 'pets'))).sort()).to.deep.equal(['1', '2']);
 
     // --weights: a state_dict in torchvision's module names; the last layer is replaced for these classes.
     const weights = (divisor: number) => {
@@ -124,6 +132,24 @@ describe('visionq train: labelled photos to a served, versioned model (Debian Py
       expect(noTorch.code).to.equal(1);
       expect(noTorch.stderr).to.match(/cannot import torch and torchvision .*apt-get install -y python3-torch python3-torchvision/);
     }
+  });
+
+  it('takes DIR/train + DIR/val as its split, and calibrates the INT8 copy on DIR/train', async () => {
+    const split = join(scratch, 'split');
+    for (const label of Object.keys(CLASSES)) {
+      const files = (await readdir(join(data, label))).sort();
+      for (const [i, file] of files.entries()) {
+        const part = i < 60 ? 'train' : 'val';
+        await mkdir(join(split, part, label), { recursive: true });
+        await copyFile(join(data, label, file), join(split, part, label, file));
+      }
+    }
+    const out = join(scratch, 'split-models', 'pets');
+    const run = await visionq(['train', '--data', split, '--out', out, ...RECIPE, '--epochs', '1', '--int8', '--json']);
+    expect(run.code, run.stderr).to.equal(0);
+    expect(JSON.parse(run.stdout)).to.deep.include({ ref: 'pets@1', train_images: 3 * 60, val_images: 3 * (PER_CLASS - 60), parity: { images: 3 * (PER_CLASS - 60), agreed: 3 * (PER_CLASS - 60) } });
+    expect(run.stderr).to.include(`calibrated on ${join(split, 'train')}`);
+    expect(run.stderr).to.match(/pets: 180 images in /);
   });
 
   it('stops its Python child and removes the staging folder on SIGTERM', async () => {

@@ -121,6 +121,12 @@ async function train(options: TrainOptions): Promise<TrainSummary> {
   const version = options.version ?? (await nextVersion(out));
   const dir = join(out, version);
   if (existsSync(dir)) throw new VisionqError(ErrorCode.Conflict, `${dir} exists: versions are never overwritten (--version names another)`, [{ field: 'version', message: 'exists' }]);
+  // Refused before training, not after it: quantize would refuse them once the fp32 version is published.
+  const int8Dir = join(dirname(out), `${name}-int8`, version);
+  if (options.int8 && existsSync(join(dirname(int8Dir), 'manifest.json'))) {
+    throw invalid('int8', `${dirname(int8Dir)} is a flat model folder (manifest.json at its top): move its files into ${join(dirname(int8Dir), '1')}/ to keep it as version 1, then train again`);
+  }
+  if (options.int8 && existsSync(int8Dir)) throw new VisionqError(ErrorCode.Conflict, `${int8Dir} exists: versions are never overwritten (--version names another)`, [{ field: 'int8', message: 'exists' }]);
   checkPython(options.python);
 
   // Hidden until checked: workers watching the models directory skip names starting with ".".
@@ -164,9 +170,11 @@ async function train(options: TrainOptions): Promise<TrainSummary> {
     };
     if (options.int8) {
       const { quantize } = await import('./quantize.command.js');
-      const int8Dir = join(dirname(out), `${name}-int8`, version);
-      progress(`quantizing to ${int8Dir}, calibrated on ${options.data}`);
-      const report = await quantize(dir, { calibration: options.data, out: int8Dir, samples: 200 });
+      // The training images, as the Python tool finds them: DIR/train when DIR has train/ and val/.
+      const split = join(options.data, 'train');
+      const calibration = existsSync(split) && existsSync(join(options.data, 'val')) ? split : options.data;
+      progress(`quantizing to ${int8Dir}, calibrated on ${calibration}`);
+      const report = await quantize(dir, { calibration, out: int8Dir, samples: 200 });
       summary.int8 = { dir: int8Dir, top1_agreement: report.top1_agreement.rate, held_back_images: report.held_back_images };
     }
     return summary;
