@@ -126,6 +126,18 @@ describe('visionq train: labelled photos to a served, versioned model (Debian Py
     expect(noClasses.stderr).to.match(/holds 0 class folder\(s\); a classifier needs at least 2/);
     expect(await readdir(join(modelsDir, 'empty')).catch(() => [])).to.deep.equal([]); // nothing staged is left
 
+    // A file that is no image is refused before training, by name.
+    const spoiled = join(scratch, 'spoiled');
+    for (const label of ['cat', 'coffee']) {
+      await mkdir(join(spoiled, label), { recursive: true });
+      for (const file of (await readdir(join(data, label))).slice(0, 3)) await copyFile(join(data, label, file), join(spoiled, label, file));
+    }
+    await writeFile(join(spoiled, 'coffee', 'notes.jpg'), 'not a photo');
+    const unreadable = await visionq(['train', '--data', spoiled, '--out', join(modelsDir, 'spoiled'), ...RECIPE]);
+    expect(unreadable.code).to.equal(2);
+    expect(unreadable.stderr).to.include(`1 file(s) are not images Pillow can read: ${join(spoiled, 'coffee', 'notes.jpg')}`);
+    expect(unreadable.stderr).not.to.match(/^epoch /m);
+
     // `python3` on PATH here is a Python without torch.
     const noTorch = await visionq(['train', '--data', data, '--out', join(modelsDir, 'pets'), '--python', 'python3', ...RECIPE]);
     if (spawnSync('python3', ['-c', 'import torch'], { stdio: 'ignore' }).status !== 0) {
