@@ -95,7 +95,7 @@ interface TrainSummary {
   val_images: number;
   accuracy: number;
   cohen_kappa: number;
-  parity: { images: number; agreed: number };
+  parity: Parity;
   training_seconds: number;
   int8?: { dir: string; top1_agreement: number; held_back_images: number };
 }
@@ -106,7 +106,14 @@ interface Metrics {
   accuracy: number;
   cohen_kappa: number;
   training: { train_images: number; seconds: number };
-  parity?: { images: number; agreed: number };
+  parity?: Parity;
+}
+
+/** metrics.json's `parity`: PyTorch's top-1 probability against visionq's for the same class, at most this far apart. */
+interface Parity {
+  images: number;
+  agreed: number;
+  max_probability_difference: number;
 }
 
 async function train(options: TrainOptions): Promise<TrainSummary> {
@@ -253,7 +260,7 @@ class ParityError extends VisionqError {}
  * visionq's own preprocessing and onnxruntime on every validation image must give
  * PyTorch's top-1: otherwise the served model would not be the one that was evaluated.
  */
-async function checkParity(staging: string, name: string, version: string): Promise<{ images: number; agreed: number }> {
+async function checkParity(staging: string, name: string, version: string): Promise<Parity> {
   const { loadConfig } = await import('@visionq/config');
   const { readModelFolder } = await import('@visionq/models');
   const { ImagePreprocessor, inputDims, writeNormalized } = await import('@visionq/imaging');
@@ -264,6 +271,8 @@ async function checkParity(staging: string, name: string, version: string): Prom
   // The limits and decoding the workers use: a photo they would refuse fails here too.
   const preprocessor = new ImagePreprocessor(loadConfig().imaging);
   const mismatches: string[] = [];
+  // Agreeing top-1s can hide a preprocessing drift; the probabilities show it.
+  let maxDifference = 0;
   try {
     const size = 3 * folder.spec.height * folder.spec.width;
     for (let start = 0; start < expected.length; start += BATCH) {
@@ -275,11 +284,11 @@ async function checkParity(staging: string, name: string, version: string): Prom
       const output = await session.run(folder.manifest.input.name, input, inputDims(folder.spec, batch.length), folder.manifest.output.name);
       const classes = folder.labels.length;
       for (const [i, item] of batch.entries()) {
-        const row = output.data.subarray(i * classes, (i + 1) * classes);
+        const row = Array.from(output.data.subarray(i * classes, (i + 1) * classes));
         const top1 = row.indexOf(Math.max(...row));
+        const sum = row.reduce((a, x) => a + Math.exp(x - row[top1]!), 0);
+        maxDifference = Math.max(maxDifference, Math.abs(Math.exp(row[item.top1]! - row[top1]!) / sum - item.probability));
         if (top1 !== item.top1) {
-          const exp = row.map((x) => Math.exp(x - row[top1]!));
-          const sum = exp.reduce((a, b) => a + b, 0);
           mismatches.push(`${item.image}: PyTorch ${folder.labels[item.top1]} (${item.probability.toFixed(4)}), visionq ${folder.labels[top1]} (${(1 / sum).toFixed(4)})`);
         }
       }
@@ -288,7 +297,10 @@ async function checkParity(staging: string, name: string, version: string): Prom
     await session.release();
     await preprocessor.close();
   }
-  progress(`parity: visionq's preprocessing and onnxruntime give PyTorch's top-1 for ${expected.length - mismatches.length}/${expected.length} validation images`);
+  const max_probability_difference = Number(maxDifference.toPrecision(3));
+  progress(
+    `parity: visionq's preprocessing and onnxruntime give PyTorch's top-1 for ${expected.length - mismatches.length}/${expected.length} validation images (its probability within ${max_probability_difference.toExponential(1)})`,
+  );
   if (mismatches.length > 0) {
     throw new ParityError(
       ErrorCode.ModelInvalid,
@@ -296,14 +308,14 @@ async function checkParity(staging: string, name: string, version: string): Prom
       [{ field: 'parity', message: `${mismatches.length} disagree` }],
     );
   }
-  return { images: expected.length, agreed: expected.length };
+  return { images: expected.length, agreed: expected.length, max_probability_difference };
 }
 
 function formatSummary(s: TrainSummary): string {
   return [
     `${s.ref}: ${s.classes.length} classes, ${s.train_images} training images, ${s.training_seconds.toFixed(0)} s`,
     `validation accuracy  ${(100 * s.accuracy).toFixed(1)}% on ${s.val_images} images, Cohen's kappa ${s.cohen_kappa.toFixed(3)}`,
-    `parity               ${s.parity.agreed}/${s.parity.images} images: visionq's top-1 is PyTorch's`,
+    `parity               ${s.parity.agreed}/${s.parity.images} images: visionq's top-1 is PyTorch's, its probability within ${s.parity.max_probability_difference.toExponential(1)}`,
     `folder               ${s.dir} (metrics.json, confusion.png)`,
     ...(s.int8 ? [`INT8                 ${s.int8.dir}, top-1 agreement with fp32 ${(100 * s.int8.top1_agreement).toFixed(1)}% on ${s.int8.held_back_images} held-back images`] : []),
     `serve it: npm start (or leave running gateways and workers: they load it), then "model": "${s.model}" or "${s.ref}"`,
