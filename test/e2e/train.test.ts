@@ -167,27 +167,32 @@ describe('visionq train: labelled photos to a served, versioned model (Debian Py
     expect(run.stderr).to.match(/pets: 180 images in /);
   });
 
-  it('stops its Python child and removes the staging folder on SIGTERM', async () => {
-    const out = join(scratch, 'stopped', 'pets');
-    const cli = spawn(process.execPath, [CLI, 'train', '--data', data, '--out', out, ...RECIPE, '--epochs', '100'], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    // The start line comes from Python once it has read the folder and begun its first epoch.
-    await new Promise<void>((resolve, reject) => {
-      cli.stderr.setEncoding('utf8').on('data', (text: string) => {
-        stderr += text;
-        if (/^training vgg11_bn/m.test(stderr)) resolve();
+  // SIGTERM reaches the CLI alone (a service manager); Ctrl-C reaches its whole process group, Python too.
+  for (const [signal, group, code] of [['SIGTERM', false, 143], ['SIGINT', true, 130]] as const) {
+    it(`stops its Python child and removes the staging folder on ${signal}${group ? ' to the process group (Ctrl-C)' : ''}`, async () => {
+      const out = join(scratch, `stopped-${signal}`, 'pets');
+      const cli = spawn(process.execPath, [CLI, 'train', '--data', data, '--out', out, ...RECIPE, '--epochs', '100'], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'], detached: group });
+      let stderr = '';
+      // The start line comes from Python once it has read the folder and begun its first epoch.
+      await new Promise<void>((resolve, reject) => {
+        cli.stderr.setEncoding('utf8').on('data', (text: string) => {
+          stderr += text;
+          if (/^training vgg11_bn/m.test(stderr)) resolve();
+        });
+        cli.once('exit', () => reject(new Error(`exited before training: ${stderr}`)));
       });
-      cli.once('exit', () => reject(new Error(`exited before training: ${stderr}`)));
+      const exited = new Promise<number | null>((resolve) => cli.once('exit', resolve));
+      if (group) process.kill(-cli.pid!, signal);
+      else cli.kill(signal);
+      expect(await exited, stderr).to.equal(code);
+      expect(stderr).to.match(new RegExp(`stopped by ${signal}: nothing was published`));
+      expect(stderr, 'one account of the stop, no error besides').not.to.match(/training failed|Traceback/);
+      const orphans = await processesMentioning(join(out, '.1.partial-'));
+      orphans.forEach((pid) => process.kill(pid, 'SIGKILL'));
+      expect(orphans, 'Python still training after the CLI exited').to.deep.equal([]);
+      expect(await readdir(out)).to.deep.equal([]);
     });
-    const exited = new Promise<number | null>((resolve) => cli.once('exit', resolve));
-    cli.kill('SIGTERM');
-    expect(await exited, stderr).to.equal(143);
-    expect(stderr).to.match(/stopped by SIGTERM: nothing was published/);
-    const orphans = await processesMentioning(join(out, '.1.partial-'));
-    orphans.forEach((pid) => process.kill(pid, 'SIGKILL'));
-    expect(orphans, 'Python still training after the CLI exited').to.deep.equal([]);
-    expect(await readdir(out)).to.deep.equal([]);
-  });
+  }
 
   it('is served by a gateway and a worker with its metrics, answering by version', async () => {
     const listed = await visionq(['models', '--json'], { MODELS_DIR: modelsDir });

@@ -140,8 +140,11 @@ async function train(options: TrainOptions): Promise<TrainSummary> {
   const staging = join(out, `.${version}.partial-${randomUUID().slice(0, 8)}`);
   await mkdir(out, { recursive: true });
   let python: ChildProcess | undefined;
+  let stopping = false;
+  let published = false;
   // The child first: left running it would finish its epochs and write the staging folder again.
-  const stop = (signal: NodeJS.Signals) =>
+  const stop = (signal: NodeJS.Signals) => {
+    stopping = true;
     void (async () => {
       if (python && python.exitCode === null && python.signalCode === null) {
         const exited = once(python, 'close');
@@ -149,9 +152,10 @@ async function train(options: TrainOptions): Promise<TrainSummary> {
         await exited;
       }
       await rm(staging, { recursive: true, force: true });
-      progress(`stopped by ${signal}: nothing was published (${staging} removed)`);
+      progress(published ? `stopped by ${signal}: ${dir} is published, its INT8 copy is not` : `stopped by ${signal}: nothing was published (${staging} removed)`);
       process.exit(signal === 'SIGINT' ? 130 : 143);
     })();
+  };
   process.once('SIGINT', stop).once('SIGTERM', stop);
   try {
     await runPython(options, staging, name, version, (child) => (python = child));
@@ -161,6 +165,7 @@ async function train(options: TrainOptions): Promise<TrainSummary> {
     await writeFile(join(staging, 'metrics.json'), `${JSON.stringify(metrics, null, 2)}\n`);
     await rm(join(staging, 'validation.json'));
     await rename(staging, dir);
+    published = true;
     progress(`wrote ${dir}`);
     const summary: TrainSummary = {
       model: name,
@@ -186,6 +191,8 @@ async function train(options: TrainOptions): Promise<TrainSummary> {
     }
     return summary;
   } catch (err) {
+    // A Ctrl-C also ends the child (one process group): the stop handler reports and exits, not this error.
+    if (stopping) await new Promise(() => {});
     if (!(err instanceof ParityError)) await rm(staging, { recursive: true, force: true });
     throw err;
   } finally {
