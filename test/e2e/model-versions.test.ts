@@ -2,6 +2,8 @@ import { expect } from 'chai';
 import { cp, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { Queue } from 'bullmq';
+import { chunkQueueName } from '@visionq/tasks';
 import { Cluster } from '../support/cluster';
 import { BUNDLED_MODELS_DIR, FASHION_DIR, tempModelsDir } from '../support/model-fixtures';
 
@@ -51,6 +53,9 @@ describe('model versions: added and removed while a task runs, without a restart
 
   it('finishes a task on the version it was submitted to, every image once, while the next version takes over', async () => {
     expect((await served(cluster)).map((m) => m.ref)).to.deep.equal(['fashion-vgg@1']);
+    // Version 1's chunks wait, paused, until its folder is gone: the whole task then runs on a removed version, whatever the machine's speed.
+    const chunks = new Queue(chunkQueueName('fashion-vgg@1'), { connection: { host: '127.0.0.1', port: 6379 }, prefix: cluster.prefix });
+    await chunks.pause();
     const submitted = await cluster.request('POST', '/batch_predict', { images, model: 'fashion-vgg' });
     expect(submitted.status).to.equal(202);
     const taskId = submitted.body.task_id;
@@ -63,6 +68,9 @@ describe('model versions: added and removed while a task runs, without a restart
     await until('the worker retires version 1', async () => (Cluster.lines(worker, 'model version removed: taking its queued work, then releasing it').length > 0 ? true : undefined));
     const removedAt = worker.logs.findIndex((l) => l.message === 'model version removed: taking its queued work, then releasing it');
     expect(worker.logs[removedAt]).to.include({ model: 'fashion-vgg', version: '1' });
+    expect((await cluster.request('GET', `/tasks/${taskId}`)).body.progress.done).to.equal(0);
+    await chunks.resume();
+    await chunks.close();
 
     // The gateway serves version 2 at once, refuses version 1 by name, and the worker announces version 2.
     const now = await until('GET /models lists only version 2, served by the worker', async () => {
@@ -85,8 +93,10 @@ describe('model versions: added and removed while a task runs, without a restart
     expect(lines).to.have.length(images.length);
     expect(new Set(lines.map((l) => l.image))).to.deep.equal(new Set(images));
     expect(lines.every((l) => l.model === 'fashion-vgg' && l.model_version === '1' && l.predictions.length > 0)).to.equal(true);
-    // Version 1 was drained, not dropped: chunks of the task ran after its folder went.
-    expect(worker.logs.slice(removedAt).filter((l) => l.message === 'chunk done' && l.task_id === taskId).length).to.be.greaterThan(0);
+    // Version 1 was drained, not dropped: every chunk of the task ran after its folder went.
+    const chunkLines = worker.logs.map((l, i) => ({ l, i })).filter(({ l }) => l.message === 'chunk done' && l.task_id === taskId);
+    expect(chunkLines).to.have.length(images.length / 20);
+    expect(chunkLines.every(({ i }) => i > removedAt)).to.equal(true);
     await until('version 1 is released', async () => (Cluster.lines(worker, 'model version released').some((l) => l.version === '1') ? true : undefined));
     await cluster.request('GET', '/metrics'); // reads its backlog empty: then it is dropped
     await new Promise(setImmediate);
