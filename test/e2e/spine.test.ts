@@ -208,6 +208,8 @@ describe('the spine: gateway, queue, two workers, S3 (whole processes)', functio
       ['both images and source', { images: [image], source: `s3://${bucket}/fashion/` }, {}, 400, 'invalid_request'],
       ['too many images', { images: Array.from({ length: MAX_TASK_IMAGES + 1 }, () => image) }, {}, 400, 'invalid_request'],
       ['unknown model', { images: [image], model: 'resnet-nope' }, {}, 404, 'model_not_found'],
+      ['unknown version', { images: [image], model: 'fashion-vgg@9' }, {}, 404, 'model_not_found'],
+      ['neither NAME nor NAME@VERSION', { images: [image], model: 'fashion-vgg@' }, {}, 400, 'invalid_argument'],
       ['URI outside the allow-list', { images: ['s3://someone-elses-bucket/cat.jpg'] }, {}, 403, 'forbidden'],
       ['source outside the allow-list', { source: 's3://someone-elses-bucket/' }, {}, 403, 'forbidden'],
       ['output outside the allow-list', { images: [image], output: 's3://someone-elses-bucket/out/' }, {}, 403, 'forbidden'],
