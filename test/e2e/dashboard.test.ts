@@ -5,6 +5,7 @@ import { Cluster } from '../support/cluster';
 import { panelQueries, readDashboard, substitute } from '../support/grafana-dashboard';
 import { FASHION_DIR, REPO_ROOT } from '../support/model-fixtures';
 import { freePort } from '../support/moto-server';
+import { until } from '../support/promises';
 import { startPrometheus, type PromSample, type PrometheusServer } from '../support/prometheus-server';
 import { startWebhookReceiver } from '../support/webhook-receiver';
 
@@ -13,17 +14,8 @@ const WAIT_MS = 30_000;
 /** The window Grafana's $__rate_interval stands for here: wide against 1 s scrapes, so a slow machine still has its samples in it. */
 const RATE_INTERVAL = '1m';
 
-/** Polls `probe` until it returns something other than undefined; fails after WAIT_MS with `what` and the last answer. */
-async function until<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + WAIT_MS;
-  let last: unknown;
-  for (;;) {
-    const found = await probe().catch((err: Error) => ((last = err.message), undefined));
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${WAIT_MS} ms (last: ${JSON.stringify(last)})`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
+/** Polls `probe` until it answers; fails after WAIT_MS. */
+const eventually = <T>(what: string, probe: () => Promise<T | undefined>) => until(what, probe, WAIT_MS, 200);
 
 const finite = (samples: PromSample[]) => samples.filter((s) => Number.isFinite(Number(s.value[1])));
 
@@ -79,9 +71,9 @@ describe('deploy/grafana: every dashboard query answers from a real Prometheus s
     const predicted = await cluster.request('POST', '/predict', { image: `s3://${BUCKET}/round-1/0.png` });
     expect(predicted.status, JSON.stringify(predicted.body)).to.equal(200);
     expect((await cluster.request('POST', '/batch_predict', '{"images": [', { 'content-type': 'application/json' })).body.error.code).to.equal('invalid_request');
-    await until('the callback delivered', async () => (receiver.received.length > 0 ? true : undefined));
+    await eventually('the callback delivered', async () => (receiver.received.length > 0 ? true : undefined));
     // Scraped: the worker's counts and the gateway's callback, so the second round's increments fall inside rate windows.
-    await until('round one scraped', async () => {
+    await eventually('round one scraped', async () => {
       const images = await prometheus.query('sum(visionq_images_total)');
       const callbacks = await prometheus.query('visionq_callbacks_total{outcome="delivered"}');
       return Number(images[0]?.value[1]) >= 15 && callbacks.length > 0 ? true : undefined;
@@ -93,7 +85,7 @@ describe('deploy/grafana: every dashboard query answers from a real Prometheus s
     for (const variable of dashboard.templating.list) {
       const [, metric, label] = /^label_values\((\w+),\s*(\w+)\)$/.exec(typeof variable.query === 'string' ? variable.query : variable.query.query) ?? [];
       expect(metric, `$${variable.name} is a label_values() query`).to.be.a('string');
-      const values = await until(`values of $${variable.name}`, async () => {
+      const values = await eventually(`values of $${variable.name}`, async () => {
         const found = await prometheus.labelValues(label!, metric!);
         return found.length > 0 ? found : undefined;
       });
@@ -104,7 +96,7 @@ describe('deploy/grafana: every dashboard query answers from a real Prometheus s
     const queries = panelQueries(dashboard);
     expect(queries.length).to.be.at.least(18);
     const answers = new Map<string, PromSample[]>();
-    await until('every panel query answering', async () => {
+    await eventually('every panel query answering', async () => {
       for (const { name, expr } of queries) {
         if (answers.has(name)) continue;
         const samples = await prometheus.query(substitute(expr, variables));

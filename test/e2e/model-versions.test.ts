@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { chunkQueueName } from '@visionq/tasks';
 import { Cluster } from '../support/cluster';
+import { until } from '../support/promises';
 import { BUNDLED_MODELS_DIR, FASHION_DIR, tempModelsDir } from '../support/model-fixtures';
 
 /** Copies the bundled model in as `<models>/fashion-vgg/<version>/`, staged under a dot-name and renamed in whole. */
@@ -17,16 +18,6 @@ async function addVersion(modelsDir: string, version: string): Promise<string> {
   await writeFile(join(staged, 'manifest.json'), JSON.stringify({ ...manifest, version }));
   await rename(staged, dir);
   return dir;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not after ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 const served = async (cluster: Cluster) => (await cluster.request('GET', '/models')).body.models as Array<{ ref: string; workers: number; default_version: boolean }>;

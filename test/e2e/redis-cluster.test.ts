@@ -8,6 +8,7 @@ import { Redis, type Cluster as RedisClusterClient } from 'ioredis';
 import { chunkQueueName, connectRedis, KeyNamespace, predictQueueName, TaskEvents, type RedisConnection } from '@visionq/tasks';
 import { bearer, createKey } from '../support/api-keys';
 import { Cluster } from '../support/cluster';
+import { until } from '../support/promises';
 import { FASHION_DIR } from '../support/model-fixtures';
 import { startRedisCluster, startRedisSentinel, type RedisClusterTopology, type RedisSentinelTopology } from '../support/redis-cluster';
 import { readEvents } from '../support/sse';
@@ -19,15 +20,7 @@ const POLL_MS = 100;
 const WAIT_MS = 90_000;
 
 /** Polls `check` until it returns a value; fails after WAIT_MS with `what`. */
-async function until<T>(what: string, check: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + WAIT_MS;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`still waiting for ${what} after ${WAIT_MS} ms`);
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-  }
-}
+const eventually = <T>(what: string, check: () => Promise<T | undefined>) => until(what, check, WAIT_MS, POLL_MS);
 
 /** Puts the committed Fashion-MNIST images into the cluster's local store; their URIs, in order. */
 async function putFashion(cluster: Cluster, folder: string, count: number): Promise<string[]> {
@@ -39,7 +32,7 @@ async function putFashion(cluster: Cluster, folder: string, count: number): Prom
 async function queuesSettled(redis: RedisConnection, prefix: string): Promise<void> {
   const queues = [chunkQueueName(MODEL), predictQueueName(MODEL)].map((name) => new Queue(name, { connection: redis, prefix }));
   try {
-    await until('the queues to settle', async () => {
+    await eventually('the queues to settle', async () => {
       const counts = await Promise.all(queues.map((q) => q.getJobCounts('wait', 'prioritized', 'delayed', 'active', 'waiting-children')));
       return counts.every((c) => Object.values(c).every((n) => n === 0)) ? true : undefined;
     });
@@ -114,7 +107,7 @@ describe('Redis Cluster: a gateway and a worker on three masters (whole processe
     expect(page.body.results.every((r: any) => r.predictions?.length === 1)).to.equal(true);
     expect(page.body.next_cursor).to.equal(null);
 
-    const delivered = await until('the callback', async () => receiver.received.find((c) => c.task === 'batch'));
+    const delivered = await eventually('the callback', async () => receiver.received.find((c) => c.task === 'batch'));
     expect(JSON.parse(delivered.body)).to.deep.include({ task_id: id, status: 'succeeded' });
   });
 
@@ -137,7 +130,7 @@ describe('Redis Cluster: a gateway and a worker on three masters (whole processe
     const images = await putFashion(cluster, 'cancel', 300);
     const submit = await cluster.request('POST', '/batch_predict', { images, top_k: 1 }, auth);
     const id = submit.body.task_id as string;
-    await until('a first chunk', async () => ((await cluster.request('GET', `/tasks/${id}`, undefined, auth)).body.progress.done > 0 ? true : undefined));
+    await eventually('a first chunk', async () => ((await cluster.request('GET', `/tasks/${id}`, undefined, auth)).body.progress.done > 0 ? true : undefined));
     const cancel = await cluster.request('DELETE', `/tasks/${id}`, undefined, auth);
     expect(cancel.status, JSON.stringify(cancel.body)).to.equal(200);
     expect(cancel.body.status).to.equal('cancelled');
@@ -183,7 +176,7 @@ describe('Redis Cluster: a gateway and a worker on three masters (whole processe
     expect(refused.body.error.code).to.equal('unavailable');
     expect((await cluster.request('GET', '/readyz', undefined, auth)).status).to.equal(503);
     await topology.restart();
-    const accepted = await until('a submit accepted', async () => {
+    const accepted = await eventually('a submit accepted', async () => {
       const reply = await cluster.request('POST', '/batch_predict', { images }, auth);
       return reply.status === 202 ? reply : undefined;
     });

@@ -5,7 +5,7 @@ import { ErrorCode, VisionqError } from '@visionq/api';
 import { loadConfig } from '@visionq/config';
 import type { ImagePreprocessor } from '@visionq/imaging';
 import type { ModelFolder } from '@visionq/models';
-import { intAtLeast } from './arguments';
+import { intAtLeast, invalidArgument } from './arguments';
 import { openCalibrationSource, splitSamples, type CalibrationSource } from './calibration-source';
 
 export interface QuantizeOptions {
@@ -77,13 +77,13 @@ export async function quantize(modelDir: string, options: QuantizeOptions): Prom
   const folder = await readModelFolder(modelDir);
   const name = `${folder.manifest.name}-int8`;
   const out = resolve(options.out ?? join(config.models.dir, name));
-  if (resolve(modelDir) === out) throw invalid('out', `--out ${out} is the model folder itself`);
+  if (resolve(modelDir) === out) throw invalidArgument('out', `--out ${out} is the model folder itself`);
   if (!options.force && (await stat(out).catch(() => null))) throw new VisionqError(ErrorCode.Conflict, `${out} exists (--force replaces it)`, [{ field: 'out', message: 'exists' }]);
   const fp32 = await readFile(folder.modelPath);
   try {
     assertQuantizable(fp32);
   } catch (err) {
-    if (err instanceof QuantizationError) throw invalid('model', err.message);
+    if (err instanceof QuantizationError) throw invalidArgument('model', err.message);
     throw err;
   }
 
@@ -106,7 +106,7 @@ export async function quantize(modelDir: string, options: QuantizeOptions): Prom
     const int8 = await quantizeClassifier(fp32, batches());
     const held = await preprocess(heldBack);
     skipped += held.failed;
-    if (held.tensor.length === 0) throw invalid('calibration', 'none of the held-back images could be decoded');
+    if (held.tensor.length === 0) throw invalidArgument('calibration', 'none of the held-back images could be decoded');
     progress(`comparing fp32 and INT8 on ${heldBack.length - held.failed} held-back images (alternating timed rounds, a second or more each)`);
     const { input, output } = folder.manifest;
     const report = await compareClassifiers(fp32, int8, held.tensor, {
@@ -201,10 +201,6 @@ function formatSummary(s: QuantizeSummary): string {
     `size:                ${mb(s.bytes.fp32)} → ${mb(s.bytes.int8)}`,
     '',
   ].join('\n');
-}
-
-function invalid(field: string, message: string): VisionqError {
-  return new VisionqError(ErrorCode.InvalidArgument, message, [{ field, message }]);
 }
 
 function progress(line: string): void {

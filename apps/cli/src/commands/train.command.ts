@@ -5,9 +5,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { InvalidArgumentError, type Command } from 'commander';
-import { ErrorCode, VisionqError } from '@visionq/api';
-import { intAtLeast } from './arguments';
+import type { Command } from 'commander';
+import { ErrorCode, modelRef, VisionqError } from '@visionq/api';
+import { finiteNumber, intAtLeast, invalidArgument, oneOf } from './arguments';
 
 /** The Python tool, from the repository this CLI was built in. */
 const TRAIN_SCRIPT = join(__dirname, '..', '..', '..', '..', 'tools', 'train', 'train_image_folder.py');
@@ -52,12 +52,12 @@ export function registerTrain(program: Command, setExitCode: (code: number) => v
     .option('--batch-size <n>', 'images per step', intAtLeast(1), 32)
     .option('--image-size <n>', 'training crop and served input, a multiple of 32 (evaluation resizes the shorter side to size·256/224, then crops)', intAtLeast(32), 224)
     .option('--weights <file>', 'start from a torchvision state_dict (.pth) you supply; its last layer is replaced (nothing is downloaded)')
-    .option('--lr <x>', 'SGD learning rate, cosine-annealed to 0', number, 0.01)
-    .option('--momentum <x>', 'SGD momentum', number, 0.9)
-    .option('--weight-decay <x>', 'L2 weight decay', number, 5e-4)
-    .option('--flip <p>', 'probability of a horizontal flip', number, 0.5)
-    .option('--jitter <x>', 'colour jitter of brightness, contrast and saturation (±)', number, 0.2)
-    .option('--val-fraction <x>', 'share of each class held out for validation when DIR has no val/', number, 0.2)
+    .option('--lr <x>', 'SGD learning rate, cosine-annealed to 0', finiteNumber, 0.01)
+    .option('--momentum <x>', 'SGD momentum', finiteNumber, 0.9)
+    .option('--weight-decay <x>', 'L2 weight decay', finiteNumber, 5e-4)
+    .option('--flip <p>', 'probability of a horizontal flip', finiteNumber, 0.5)
+    .option('--jitter <x>', 'colour jitter of brightness, contrast and saturation (±)', finiteNumber, 0.2)
+    .option('--val-fraction <x>', 'share of each class held out for validation when DIR has no val/', finiteNumber, 0.2)
     .option('--seed <n>', 'seed of the split, the initialisation, the data order and the augmentation', intAtLeast(0), 0)
     .option('--threads <n>', 'torch CPU threads (0 = one per CPU)', intAtLeast(0), 0)
     .option('--device <d>', 'auto, cpu or cuda (mixed precision on CUDA)', oneOf(['auto', 'cpu', 'cuda']), 'auto')
@@ -120,20 +120,18 @@ async function train(options: TrainOptions): Promise<TrainSummary> {
   const out = resolve(options.out);
   const name = basename(out);
   const { VERSION, manifestSchema } = await import('@visionq/models');
-  if (!manifestSchema.shape.name.safeParse(name).success) throw invalid('out', `--out ${options.out}: "${name}" is not a model name (lower-case letters, digits, ".", "_" and "-")`);
-  if (options.version !== undefined && !VERSION.test(options.version)) throw invalid('version', `--version ${options.version}: letters, digits, ".", "_" and "-"`);
-  if (existsSync(join(out, 'manifest.json'))) {
-    throw invalid('out', `${out} is a flat model folder (manifest.json at its top): move its files into ${join(out, '1')}/ to keep it as version 1, then train again`);
-  }
+  if (!manifestSchema.shape.name.safeParse(name).success) throw invalidArgument('out', `--out ${options.out}: "${name}" is not a model name (lower-case letters, digits, ".", "_" and "-")`);
+  if (options.version !== undefined && !VERSION.test(options.version)) throw invalidArgument('version', `--version ${options.version}: letters, digits, ".", "_" and "-"`);
+  checkModelFolder(out, 'out');
   const version = options.version ?? (await nextVersion(out));
   const dir = join(out, version);
-  if (existsSync(dir)) throw new VisionqError(ErrorCode.Conflict, `${dir} exists: versions are never overwritten (--version names another)`, [{ field: 'version', message: 'exists' }]);
+  checkNewVersion(dir, 'version');
   // Refused before training, not after it: quantize would refuse them once the fp32 version is published.
   const int8Dir = join(dirname(out), `${name}-int8`, version);
-  if (options.int8 && existsSync(join(dirname(int8Dir), 'manifest.json'))) {
-    throw invalid('int8', `${dirname(int8Dir)} is a flat model folder (manifest.json at its top): move its files into ${join(dirname(int8Dir), '1')}/ to keep it as version 1, then train again`);
+  if (options.int8) {
+    checkModelFolder(dirname(int8Dir), 'int8');
+    checkNewVersion(int8Dir, 'int8');
   }
-  if (options.int8 && existsSync(int8Dir)) throw new VisionqError(ErrorCode.Conflict, `${int8Dir} exists: versions are never overwritten (--version names another)`, [{ field: 'int8', message: 'exists' }]);
   checkPython(options.python);
 
   // Hidden until checked: workers watching the models directory skip names starting with ".".
@@ -170,7 +168,7 @@ async function train(options: TrainOptions): Promise<TrainSummary> {
     const summary: TrainSummary = {
       model: name,
       version,
-      ref: `${name}@${version}`,
+      ref: modelRef(name, version),
       dir,
       classes: metrics.classes,
       train_images: metrics.training.train_images,
@@ -198,6 +196,17 @@ async function train(options: TrainOptions): Promise<TrainSummary> {
   } finally {
     process.off('SIGINT', stop).off('SIGTERM', stop);
   }
+}
+
+/** A model folder versions can be added to: not a flat one (manifest.json at its top). */
+function checkModelFolder(modelDir: string, field: string): void {
+  if (existsSync(join(modelDir, 'manifest.json'))) {
+    throw invalidArgument(field, `${modelDir} is a flat model folder (manifest.json at its top): move its files into ${join(modelDir, '1')}/ to keep it as version 1, then train again`);
+  }
+}
+
+function checkNewVersion(dir: string, field: string): void {
+  if (existsSync(dir)) throw new VisionqError(ErrorCode.Conflict, `${dir} exists: versions are never overwritten (--version names another)`, [{ field, message: 'exists' }]);
 }
 
 /** The highest numbered version folder + 1, or 1. */
@@ -328,23 +337,6 @@ function formatSummary(s: TrainSummary): string {
     `serve it: npm start (or leave running gateways and workers: they load it), then "model": "${s.model}" or "${s.ref}"`,
     '',
   ].join('\n');
-}
-
-function oneOf(values: string[]): (value: string) => string {
-  return (value) => {
-    if (!values.includes(value)) throw new InvalidArgumentError(`one of ${values.join(', ')}`);
-    return value;
-  };
-}
-
-function number(value: string): number {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('must be a number');
-  return n;
-}
-
-function invalid(field: string, message: string): VisionqError {
-  return new VisionqError(ErrorCode.InvalidArgument, message, [{ field, message }]);
 }
 
 function progress(line: string): void {
