@@ -126,31 +126,46 @@ describe('model catalog: versioned folders, defaults and reloads', function () {
     expect(() => catalog.resolve('cats@2')).to.throw(VisionqError).with.property('code', ErrorCode.ModelNotFound);
   });
 
-  it('watches the directory: a change reloads once it settles, reload() on demand, never two at once', async () => {
-    await writeVersion(models.dir, source, 'cats', '1');
+  /** A reload that takes 50 ms, counting its runs and whether two ever overlapped. */
+  function countingReload(): { apply: () => Promise<void>; runs: () => number; overlapped: () => boolean } {
     let running = 0;
+    let runs = 0;
     let overlapped = false;
-    const reloads: number[] = [];
-    const watch = watchModels(
-      models.dir,
-      async () => {
+    return {
+      apply: async () => {
         overlapped ||= running > 0;
         running++;
         await new Promise((resolve) => setTimeout(resolve, 50));
-        reloads.push(Date.now());
+        runs++;
         running--;
       },
-      { watch: true, debounceMs: 200, onError: (err) => expect.fail(err.message) },
-    );
+      runs: () => runs,
+      overlapped: () => overlapped,
+    };
+  }
+
+  it('watches the directory: a change reloads once it settles', async () => {
+    await writeVersion(models.dir, source, 'cats', '1');
+    const counter = countingReload();
+    const watch = watchModels(models.dir, counter.apply, { watch: true, debounceMs: 200, onError: (err) => expect.fail(err.message) });
     try {
       await writeVersion(models.dir, source, 'cats', '2');
       const deadline = Date.now() + 20_000;
-      while (reloads.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-      expect(reloads.length).to.be.at.least(1);
-      const seen = reloads.length;
+      while (counter.runs() === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(counter.runs()).to.be.at.least(1);
+      expect(counter.overlapped()).to.equal(false);
+    } finally {
+      watch.close();
+    }
+  });
+
+  it('reloads on demand (SIGHUP), never two at once: calls during a reload share the one after it', async () => {
+    const counter = countingReload();
+    const watch = watchModels(models.dir, counter.apply, { watch: false, debounceMs: 200, onError: (err) => expect.fail(err.message) });
+    try {
       await Promise.all([watch.reload(), watch.reload(), watch.reload()]);
-      expect(reloads.length).to.be.within(seen + 1, seen + 2);
-      expect(overlapped).to.equal(false);
+      expect(counter.runs()).to.equal(2);
+      expect(counter.overlapped()).to.equal(false);
     } finally {
       watch.close();
     }

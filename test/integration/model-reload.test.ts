@@ -80,7 +80,7 @@ describe('hot reload of model versions in one process (real onnxruntime)', funct
     expect(old.session.alive).to.equal(true);
     held.release();
     await held.done;
-    for (let i = 0; i < 100 && old.session.alive; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    for (let i = 0; i < 1000 && old.session.alive; i++) await new Promise((resolve) => setTimeout(resolve, 20));
     expect(old.session.alive).to.equal(false);
     expect(current.session.alive).to.equal(true);
   });

@@ -54,9 +54,10 @@ export class ModelCatalog {
    */
   static async load(modelsDir: string, defaultModel?: string, onRefused?: (refused: RefusedFolder) => void): Promise<ModelCatalog> {
     const scanned = await scanModelsDir(modelsDir);
+    const defaults = defaultVersions(scanned.folders, scanned.settings, scanned.refused);
     if (scanned.refused.length > 0 && (!onRefused || scanned.folders.length === 0)) throw scanned.refused[0]!.error;
     scanned.refused.forEach((r) => onRefused!(r));
-    const catalog = new ModelCatalog(modelsDir, defaultModel, byRef(scanned.folders), scanned.defaults);
+    const catalog = new ModelCatalog(modelsDir, defaultModel, byRef(scanned.folders), defaults);
     if (defaultModel !== undefined) catalog.resolve(defaultModel);
     return catalog;
   }
@@ -130,11 +131,6 @@ export class ModelCatalog {
   }
 }
 
-/** Every model folder of `modelsDir`, read and checked, without loading a graph; any refused folder is an error. */
-export async function readModelCatalog(modelsDir: string): Promise<ModelFolder[]> {
-  return (await ModelCatalog.load(modelsDir)).all();
-}
-
 export function modelNotFound(name: string, known: string[]): VisionqError {
   return new VisionqError(ErrorCode.ModelNotFound, `model "${name}" is not served (served: ${known.join(', ') || 'none'})`, [{ field: 'model', message: 'unknown model' }]);
 }
@@ -142,14 +138,13 @@ export function modelNotFound(name: string, known: string[]): VisionqError {
 /** What `GET /models` shows of `metrics.json`; the confusion matrix stays in the file (it grows with the square of the classes). */
 function summaryOf(metrics: NonNullable<ModelFolder['metrics']>): NonNullable<DeclaredModel['metrics']> {
   const { split, images, accuracy, cohen_kappa, per_class } = metrics;
-  return { ...(split === undefined ? {} : { split }), ...(images === undefined ? {} : { images }), ...(accuracy === undefined ? {} : { accuracy }), ...(cohen_kappa === undefined ? {} : { cohen_kappa }), ...(per_class === undefined ? {} : { per_class }) };
+  return Object.fromEntries(Object.entries({ split, images, accuracy, cohen_kappa, per_class }).filter(([, value]) => value !== undefined));
 }
 
 interface ScannedModels {
   folders: ModelFolder[];
   /** `model.json` of each versioned model that has one. */
   settings: Map<string, { dir: string; defaultVersion?: string }>;
-  defaults: Map<string, string>;
   refused: RefusedFolder[];
 }
 
@@ -196,8 +191,7 @@ async function scanModelsDir(modelsDir: string): Promise<ScannedModels> {
   if (unique.size === 0 && refused.length === 0) {
     throw new ModelError(`models directory ${modelsDir} holds no model folder (NAME/VERSION/ or NAME/ with manifest.json and model.onnx)`, [{ field: 'MODELS_DIR', message: 'no models' }]);
   }
-  const kept = [...unique.values()];
-  return { folders: kept, settings, refused, defaults: defaultVersions(kept, settings, refused) };
+  return { folders: [...unique.values()], settings, refused };
 }
 
 /** Per model: the version `model.json` names, else the newest. A default naming a missing version is refused (the newest serves). */
